@@ -1,0 +1,3 @@
+from backboneio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""Backends: a named stack of middleware that ends in a store.
+
+A middleware is ``mw(req, res, next)``. It answers with ``res.end(result)`` or
+``res.error(exc)``, or hands over with ``next()`` / ``next(exc)``. A middleware
+with four parameters, ``mw(err, req, res, next)``, only runs for errors.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import runner
+from .errors import NotFound, SyncTimeout, as_exception
+
+METHODS: tuple[str, ...] = ("create", "read", "update", "patch", "delete")
+WRITE_METHODS: frozenset[str] = frozenset({"create", "update", "patch", "delete"})
+# backend.emit() event names, as Backbone.IO 0.4 called them, to sync methods
+EMITTED_EVENTS: dict[str, str] = {
+    "created": "create",
+    "updated": "update",
+    "patched": "patch",
+    "deleted": "delete",
+}
+
+Middleware = Callable[..., Any]
+Next = Callable[..., None]
+Notifier = Callable[[str, Any, "str | None"], None]
+
+log = logging.getLogger("backboneio")
+
+
+@dataclass
+class Request:
+    """One ``sync`` call as it travels down a backend's stack."""
+
+    method: str
+    model: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    backend: str = ""
+    channel: str | None = None
+    sid: str | None = None
+    environ: dict[str, Any] = field(default_factory=dict)
+    identity: Any = None
+    session: dict[str, Any] = field(default_factory=dict)
+    id_attribute: str = "id"
+
+    @property
+    def model_id(self) -> Any:
+        """The id of the model the request is about, or None."""
+        return self.model.get(self.id_attribute)
+
+    @property
+    def query(self) -> Any:
+        """What ``collection.fetch({data: ...})`` sent: the query of a ``read``."""
+        return self.options.get("data")
+
+    def not_found(self) -> NotFound:
+        """The error to answer when the requested model does not exist."""
+        return NotFound(
+            f"No {self.backend or 'model'} with {self.id_attribute} {self.model_id!r}",
+            id=self.model_id,
+        )
+
+
+class Response:
+    """How a middleware answers. Only the first ``end`` or ``error`` counts."""
+
+    def __init__(self) -> None:
+        self.finished = False
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        self._signal = runner.Signal()
+
+    def end(self, result: Any = None) -> None:
+        if self.finished:
+            return
+        self.finished, self.result = True, result
+        self._signal.send()
+
+    def error(self, error: Any) -> None:
+        if self.finished:
+            return
+        self.finished, self.exception = True, as_exception(error)
+        self._signal.send()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self.finished or self._signal.wait(timeout)
+
+
+def _handles_errors(fn: Middleware) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    positional = [
+        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) == 4
+
+
+@dataclass(frozen=True)
+class Layer:
+    fn: Middleware
+    methods: frozenset[str] | None  # None: every method
+    handles_errors: bool
+
+    def applies_to(self, method: str) -> bool:
+        return self.methods is None or method in self.methods
+
+
+class Backend:
+    """A stack of middleware, built with :meth:`use` and run by :meth:`handle`."""
+
+    def __init__(self, name: str = "", *, id_attribute: str = "id") -> None:
+        self.name = name
+        self.id_attribute = id_attribute
+        self.layers: list[Layer] = []
+        self._notifiers: list[Notifier] = []
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.name!r} with {len(self.layers)} middleware>"
+
+    # -- building the stack -------------------------------------------------
+
+    def use(self, *args: str | Middleware) -> Backend:
+        """``use(mw, ...)`` for every method, ``use("create", "update", mw)`` for some."""
+        methods = [a for a in args if isinstance(a, str)]
+        fns = [a for a in args if not isinstance(a, str)]
+        if not fns:
+            raise TypeError("backend.use() needs at least one middleware")
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"Unknown sync method(s) {unknown}; expected some of {METHODS}")
+        for fn in fns:
+            if not callable(fn):
+                raise TypeError(f"middleware must be callable, got {fn!r}")
+            scope = frozenset(methods) if methods else None
+            self.layers.append(Layer(fn, scope, _handles_errors(fn)))
+        return self
+
+    def create(self, *fns: Middleware) -> Backend:
+        return self.use("create", *fns)
+
+    def read(self, *fns: Middleware) -> Backend:
+        return self.use("read", *fns)
+
+    def update(self, *fns: Middleware) -> Backend:
+        return self.use("update", *fns)
+
+    def patch(self, *fns: Middleware) -> Backend:
+        return self.use("patch", *fns)
+
+    def delete(self, *fns: Middleware) -> Backend:
+        return self.use("delete", *fns)
+
+    # -- running a request --------------------------------------------------
+
+    def handle(self, req: Request, timeout: float | None = None) -> Any:
+        """Run ``req`` down the stack and return the result or raise the error.
+
+        A middleware may answer later from another green thread; if nothing
+        answers within ``timeout`` seconds the request fails with a Timeout.
+        """
+        if not req.backend:
+            req.backend = self.name
+        res = Response()
+        self.dispatch(req, res)
+        if not res.wait(timeout):
+            res.error(SyncTimeout(f"Backend {self.name!r} did not answer within {timeout}s"))
+        if res.exception is not None:
+            raise res.exception
+        return res.result
+
+    def dispatch(self, req: Request, res: Response) -> None:
+        """Start ``req`` down the stack; the answer arrives on ``res``."""
+        layers = [layer for layer in self.layers if layer.applies_to(req.method)]
+        self._step(layers, 0, None, req, res)
+
+    def _step(
+        self,
+        layers: list[Layer],
+        index: int,
+        err: BaseException | None,
+        req: Request,
+        res: Response,
+    ) -> None:
+        if res.finished:
+            return
+        while index < len(layers) and layers[index].handles_errors != (err is not None):
+            index += 1
+        if index == len(layers):
+            if err is not None:
+                res.error(err)
+            else:
+                res.end(req.model)
+            return
+        layer = layers[index]
+        handed_over = False
+
+        def next_(error: Any = None) -> None:
+            nonlocal handed_over
+            if handed_over:
+                return
+            handed_over = True
+            self._step(layers, index + 1, None if error is None else as_exception(error), req, res)
+
+        try:
+            if err is None:
+                layer.fn(req, res, next_)
+            else:
+                layer.fn(err, req, res, next_)
+        except Exception as exc:
+            if handed_over or res.finished:
+                log.exception("middleware %r raised after answering", layer.fn)
+                return
+            handed_over = True
+            self._step(layers, index + 1, exc, req, res)
+
+    # -- notifying clients --------------------------------------------------
+
+    def add_notifier(self, notifier: Notifier) -> None:
+        """Called by the server this backend is served on."""
+        self._notifiers.append(notifier)
+
+    def emit(self, event: str, model: Any, channel: str | None = None) -> None:
+        """Tell clients about a change made outside of a client's sync.
+
+        ``event`` is ``"created"``, ``"updated"``, ``"patched"`` or ``"deleted"``;
+        with ``channel`` only the clients listening on it hear of it.
+        """
+        try:
+            method = EMITTED_EVENTS[event]
+        except KeyError:
+            raise ValueError(
+                f"Unknown backend event {event!r}; expected one of {sorted(EMITTED_EVENTS)}"
+            ) from None
+        for notify in self._notifiers:
+            notify(method, model, channel)
+
+
+def create_backend(
+    name: str = "", *middleware: Middleware, id_attribute: str = "id"
+) -> Backend:
+    """A new, empty backend; add middleware and a store with ``backend.use()``."""
+    backend = Backend(name, id_attribute=id_attribute)
+    if middleware:
+        backend.use(*middleware)
+    return backend
+
+
+def iter_methods(methods: Iterable[str] | bool | None) -> frozenset[str]:
+    """Normalise a settings value naming sync methods (True: all of them)."""
+    if methods is True:
+        return frozenset(METHODS)
+    if not methods:
+        return frozenset()
+    return frozenset(methods)

@@ -1,0 +1,137 @@
+"""Every hook backboneio calls, with when it is called, what it gets and what it returns.
+
+Implement them in a plugin module or class decorated with
+``@backboneio.hookimpl`` and expose it under the ``backboneio`` entry point
+group. Hooks are called with keyword arguments, so an implementation may take
+only the arguments it needs. docs/plugin_hooks.md has a section for each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import socketio
+
+    from .backend import Backend, Request
+    from .settings import Settings
+
+hookspec = pluggy.HookspecMarker("backboneio")
+hookimpl = pluggy.HookimplMarker("backboneio")
+
+
+@hookspec
+def register_settings(register: Callable[..., None]) -> None:
+    """Declare the settings a plugin reads, so a settings module may set them.
+
+    Called once while settings are loaded, before they are checked. Call
+    ``register(name, default, description="")`` for each upper-case setting
+    name; an unknown name in a settings module stops start-up.
+    """
+
+
+@hookspec
+def register_stores(register: Callable[..., None]) -> None:
+    """Make stores available by name to ``BACKENDS[...]["store"]``.
+
+    Called once when backends are built from settings. Call
+    ``register(name, factory, options={...}, description="")``: ``factory``
+    takes a :class:`backboneio.stores.StoreConfig` and returns the store, a
+    middleware ``mw(req, res, next)`` that answers the five sync methods.
+    ``options`` names the keys the store reads from the backend's settings
+    entry, with their defaults; other keys there are refused.
+    """
+
+
+@hookspec
+def prepare_backend(name: str, backend: Backend, config: dict[str, Any], settings: Settings) -> None:
+    """Add middleware to a backend built from settings, before its own middleware and store.
+
+    Called once per backend at start-up. ``config`` is the backend's entry in
+    ``BACKENDS``. Call ``backend.use(...)``; return nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def event_name(backend: str, settings: Settings) -> str | None:
+    """Choose the event prefix clients of ``backend`` trigger (``backend:create``...).
+
+    Called when a client listens. The first non-None answer wins; the core's
+    default answers the backend's ``event`` key, else the ``EVENT`` setting.
+    """
+
+
+@hookspec(firstresult=True)
+def authenticate(
+    environ: dict[str, Any], auth: Any, backend: str, settings: Settings
+) -> Any:
+    """Say who is connecting to a backend's namespace.
+
+    Called on every connection. ``environ`` is the WSGI environ of the
+    handshake (cookies, headers); ``auth`` is the Socket.IO ``auth`` payload
+    (or None). Return an identity (any non-None value, ``req.identity`` from
+    then on), return None to leave the decision to other plugins (anonymous
+    if none decides), or raise :class:`backboneio.ConnectionRefused` to refuse
+    the connection with a reason the client sees in ``connect_error``.
+    """
+
+
+@hookspec
+def authorize(
+    action: str,
+    identity: Any,
+    backend: str,
+    channel: str | None,
+    req: Request | None,
+    settings: Settings,
+) -> bool | None:
+    """Allow or deny a ``listen`` or a ``sync`` before it runs.
+
+    Called for every ``listen`` (``action == "listen"``, ``channel`` the one
+    asked for, ``req`` None) and every ``sync`` (``action`` the method, ``req``
+    the request). Return False to deny, or raise a
+    :class:`backboneio.SyncError` such as ``Forbidden`` to deny with your own
+    message; True or None allows. Any one denial wins.
+    """
+
+
+@hookspec
+def authorize_broadcast(
+    identity: Any, method: str, model: Any, backend: str, channel: str | None
+) -> bool | None:
+    """Decide whether one recipient hears a ``synced`` notification.
+
+    Called per recipient, with the recipient's ``identity``, for every
+    broadcast of a backend, but only when some plugin implements it (else
+    broadcasts go out in one message). Return False to skip this recipient.
+    """
+
+
+@hookspec(firstresult=True)
+def client_manager(settings: Settings) -> Any:
+    """Provide the ``socketio`` client manager, e.g. to fan out across processes.
+
+    Called once when the server is built. Return a manager such as
+    ``socketio.RedisManager(url)``, or None to keep the in-process default.
+    """
+
+
+@hookspec
+def configure_server(sio: socketio.Server, settings: Settings) -> None:
+    """Customise the ``socketio.Server`` after backboneio has set it up.
+
+    Called once per server, after the backend namespaces are registered.
+    """
+
+
+@hookspec
+def after_write(backend: str, method: str, result: Any, req: Request | None) -> None:
+    """Be told about a successful write (create, update, patch or delete).
+
+    Called after the client's answer is decided and before other clients are
+    notified. ``req`` is None for writes announced with ``backend.emit()``.
+    Exceptions are logged, never sent to the client.
+    """

@@ -1,0 +1,1 @@
+/* backbone.io.js: placeholder until the browser client lands (issue 3). */

@@ -1,0 +1,73 @@
+"""Real python-socketio clients over WebSocket, with helpers for the protocol."""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+import socketio
+
+TIMEOUT = 10
+
+
+class BackendClient:
+    """One socket connected to one backend namespace, recording what it hears."""
+
+    def __init__(self, url: str, backend: str, *, auth: Any = None,
+                 headers: dict[str, str] | None = None, connect: bool = True) -> None:
+        self.url = url
+        self.backend = backend
+        self.namespace = f"/{backend}"
+        self.sio = socketio.Client(reconnection=False)
+        self.synced: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.errors: queue.Queue[Any] = queue.Queue()
+        self.sio.on("synced", lambda method, model: self.synced.put((method, model)),
+                    namespace=self.namespace)
+        self.sio.on("error", lambda data: self.errors.put(data), namespace=self.namespace)
+        if connect:
+            self.connect(auth=auth, headers=headers)
+
+    def connect(self, *, auth: Any = None, headers: dict[str, str] | None = None) -> None:
+        self.sio.connect(self.url, namespaces=[self.namespace], transports=["websocket"],
+                         auth=auth, headers=headers or {}, wait_timeout=TIMEOUT)
+
+    def listen(self, channel: str | None = None) -> Any:
+        return self.sio.call("listen", channel, namespace=self.namespace, timeout=TIMEOUT) \
+            if channel is not None else self.sio.call("listen", namespace=self.namespace,
+                                                      timeout=TIMEOUT)
+
+    def sync(self, method: str, model: Any = None, options: Any = None) -> tuple[Any, Any]:
+        """Send a sync and return the ack as ``(error, result)``."""
+        req = {"method": method, "model": model if model is not None else {},
+               "options": options or {}}
+        return self.call("sync", req)
+
+    def call(self, event: str, *args: Any) -> Any:
+        data = args[0] if len(args) == 1 else tuple(args)
+        return self.sio.call(event, data, namespace=self.namespace, timeout=TIMEOUT)
+
+    def ok(self, method: str, model: Any = None, options: Any = None) -> Any:
+        """A sync that must succeed; returns its result."""
+        error, result = self.sync(method, model, options)
+        assert error is None, error
+        return result
+
+    def next_synced(self, timeout: float = TIMEOUT) -> tuple[str, Any]:
+        return self.synced.get(timeout=timeout)
+
+    def heard_nothing(self, wait: float = 0.3) -> bool:
+        try:
+            got = self.synced.get(timeout=wait)
+        except queue.Empty:
+            return True
+        self.synced.put(got)
+        return False
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+    def __enter__(self) -> BackendClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
