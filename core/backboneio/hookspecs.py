@@ -128,7 +128,9 @@ def configure_server(sio: socketio.Server, settings: Settings) -> None:
 
 
 @hookspec
-def after_write(backend: str, method: str, result: Any, req: Request | None) -> None:
+def after_write(
+    backend: str, method: str, result: Any, req: Request | None, settings: Settings
+) -> None:
     """Be told about a successful write (create, update, patch or delete).
 
     Called after the client's answer is decided and before other clients are

@@ -236,7 +236,9 @@ class BackendNamespace(socketio.Namespace):
         skip_sid: str | None = None,
     ) -> None:
         try:
-            self.hook.after_write(backend=self.name, method=method, result=result, req=req)
+            self.hook.after_write(
+                backend=self.name, method=method, result=result, req=req, settings=self.settings
+            )
         except Exception:
             log.exception("after_write hook failed for backend %r", self.name)
         self.broadcast(method, result, channel, skip_sid=skip_sid)

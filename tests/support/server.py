@@ -39,12 +39,14 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
         startup_timeout: float = 20.0,
+        script: str | None = None,
     ) -> None:
         self.settings = textwrap.dedent(settings) if settings is not None else None
         self.args = args
         self.env = env or {}
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
+        self.script = script
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
         self._dir = tempfile.TemporaryDirectory(prefix="backboneio-test-")
@@ -57,6 +59,8 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        if self.script is not None:  # a program of its own, given the port
+            return [sys.executable, self.script, str(self.port)]
         cmd = [sys.executable, "-m", "backboneio", "serve", "--host", "127.0.0.1",
                "--port", str(self.port)]
         if self.settings is not None:
