@@ -21,9 +21,12 @@ BACKENDS = {
 """
 
 
-@pytest.fixture(scope="module")
-def server():
-    with ServerProcess(SETTINGS) as srv:
+@pytest.fixture(scope="module", params=["all-plugins", "no-plugins"])
+def server(request):
+    # Installed plugins may filter broadcasts per recipient (a different code
+    # path from one emit per broadcast), so the protocol is checked both ways.
+    prefix = "PLUGINS = []\n" if request.param == "no-plugins" else ""
+    with ServerProcess(prefix + SETTINGS) as srv:
         yield srv
 
 

@@ -118,9 +118,9 @@ class BackendNamespace(socketio.Namespace):
                 environ=environ, auth=auth, backend=self.name, settings=self.settings
             )
         except ConnectionRefused as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"message": exc.reason, **exc.data}
-            ) from exc
+            # The client's connect_error gets {"message": reason, "data": {...}}
+            args = (exc.reason, exc.data) if exc.data else (exc.reason,)
+            raise socketio.exceptions.ConnectionRefusedError(*args) from exc
         except Exception as exc:
             log.exception("authenticate hook failed for backend %r", self.name)
             message = f"Authentication failed: {exc}" if self.settings.DEBUG else "Authentication failed"

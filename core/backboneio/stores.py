@@ -64,6 +64,10 @@ class MemoryStore:
     """
 
     def __init__(self, id_attribute: str = "id", max_limit: int | None = None) -> None:
+        if max_limit is not None and (
+            isinstance(max_limit, bool) or not isinstance(max_limit, int) or max_limit < 1
+        ):
+            raise ValueError(f"max_limit must be a positive integer or None, got {max_limit!r}")
         self.id_attribute = id_attribute
         self.max_limit = max_limit
         self.models: dict[Any, dict[str, Any]] = {}
@@ -96,7 +100,7 @@ class MemoryStore:
     def read(self, req: Request) -> Any:
         if req.model_id is not None:
             return self._get(req)
-        query = Query.parse(req.query, max_limit=self.max_limit)
+        query = Query.parse(req.query, max_limit=self.max_limit, id_attribute=self.id_attribute)
         return query.apply(self.models.values())
 
     def update(self, req: Request) -> dict[str, Any]:

@@ -71,3 +71,22 @@ class BackendClient:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def refusal(url: str, backend: str, *, auth: Any = None,
+            headers: dict[str, str] | None = None) -> Any:
+    """Connect expecting to be refused; returns what ``connect_error`` carried."""
+    namespace = f"/{backend}"
+    sio = socketio.Client(reconnection=False)
+    reasons: queue.Queue[Any] = queue.Queue()
+    sio.on("connect_error", lambda data=None: reasons.put(data), namespace=namespace)
+    try:
+        sio.connect(url, namespaces=[namespace], transports=["websocket"], auth=auth,
+                    headers=headers or {}, wait_timeout=TIMEOUT)
+    except socketio.exceptions.ConnectionError:
+        pass
+    else:
+        raise AssertionError(f"connecting to {namespace} was not refused")
+    finally:
+        sio.disconnect()
+    return reasons.get(timeout=TIMEOUT)

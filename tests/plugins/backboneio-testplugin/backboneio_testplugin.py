@@ -92,6 +92,15 @@ def authorize(action: str, identity: Any, req: Request | None, settings: Setting
 
 
 @hookimpl
+def authorize_broadcast(identity: Any, model: Any) -> bool | None:
+    # Not gated on TESTPLUGIN (this hook gets no settings): it only ever
+    # concerns models marked "secret", which other tests do not write.
+    if isinstance(model, dict) and model.get("secret"):
+        return identity == model.get("owner")
+    return None
+
+
+@hookimpl
 def client_manager(settings: Settings) -> Any:
     if not _on(settings):
         return None

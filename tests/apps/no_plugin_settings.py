@@ -1,0 +1,4 @@
+"""Sets the test plugin's setting while leaving the plugin out: must be refused."""
+
+PLUGINS: list[str] = []
+TESTPLUGIN = True
