@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from .errors import BadRequest
 
@@ -51,7 +51,7 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     if a is None or b is None:
         return a is b
     if isinstance(a, str) and isinstance(b, str):
@@ -157,7 +157,7 @@ class Or:
         return any(c.matches(model) for c in self.conditions)
 
 
-Condition = Union[Compare, And, Or]
+Condition = Compare | And | Or
 
 
 @dataclass(frozen=True)
@@ -190,9 +190,7 @@ class Query:
     MAX_DEPTH: ClassVar[int] = 32
 
     @classmethod
-    def parse(
-        cls, data: Any, *, max_limit: int | None = None, id_attribute: str = "id"
-    ) -> Query:
+    def parse(cls, data: Any, *, max_limit: int | None = None, id_attribute: str = "id") -> Query:
         """Check ``data`` (``options.data`` of a read) and build a Query.
 
         Raises :class:`~backboneio.errors.BadRequest` naming the first problem.
@@ -213,7 +211,7 @@ class Query:
             sort=_parse_sort(data.get("$sort")),
             limit=limit,
             skip=skip,
-            select=_parse_select(data.get("$select", None), "$select" in data),
+            select=_parse_select(data.get("$select"), "$select" in data),
             id_attribute=id_attribute,
         )
 

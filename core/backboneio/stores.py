@@ -72,7 +72,7 @@ class MemoryStore:
         self.max_limit = max_limit
         self.models: dict[Any, dict[str, Any]] = {}
 
-    def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:  # noqa: A002
+    def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
         handler = getattr(self, req.method)
         res.end(copy.deepcopy(handler(req)))
 

@@ -1,0 +1,484 @@
+"""The store conformance suite: one set of tests every store must pass.
+
+A store plugin runs it against its own store by subclassing::
+
+    import pytest
+    from backboneio.testing import StoreConformance
+
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        def make_store(self, ...):
+            def make(id_attribute: str = "id"):
+                return <a fresh, EMPTY store middleware for a new backend>
+            return make
+
+``make`` may be called several times in one test, and each call must give a
+store that shares nothing with the others. If it also takes a
+``max_limit`` keyword the suite checks that setting; a store without one
+sets ``supports_max_limit = False``. See docs/stores.md for every knob.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+
+from .. import runner
+from ..backend import Backend, Middleware, Request
+from ..errors import BadRequest, Conflict, NotFound
+from ..query import json_equal
+from . import data
+
+MakeStore = Callable[..., Middleware]
+
+
+class StoreClient:
+    """Sends requests to a store through a real :class:`~backboneio.Backend`."""
+
+    def __init__(
+        self,
+        store: Middleware,
+        *,
+        id_attribute: str = "id",
+        name: str = "conformance",
+        timeout: float | None = 30.0,
+    ) -> None:
+        self.id_attribute = id_attribute
+        self.timeout = timeout
+        self.backend = Backend(name, id_attribute=id_attribute)
+        self.backend.use(store)
+
+    def sync(self, method: str, model: dict[str, Any] | None = None, options: Any = None) -> Any:
+        req = Request(
+            method=method,
+            model=model if model is not None else {},
+            options=options if options is not None else {},
+            backend=self.backend.name,
+            id_attribute=self.id_attribute,
+        )
+        return self.backend.handle(req, timeout=self.timeout)
+
+    def create(self, model: dict[str, Any]) -> Any:
+        return self.sync("create", model)
+
+    def read(self, model_id: Any = None, query: Any = None) -> Any:
+        """One model by id, or (without an id) the list ``query`` selects."""
+        model = {} if model_id is None else {self.id_attribute: model_id}
+        return self.sync("read", model, {} if query is None else {"data": query})
+
+    def query(self, query: Any) -> list[Any]:
+        return self.read(None, query)
+
+    def update(self, model: dict[str, Any]) -> Any:
+        return self.sync("update", model)
+
+    def patch(self, model: dict[str, Any]) -> Any:
+        return self.sync("patch", model)
+
+    def delete(self, model_id: Any) -> Any:
+        return self.sync("delete", {self.id_attribute: model_id})
+
+    def ids(self, query: Any = None) -> list[Any]:
+        return [m[self.id_attribute] for m in self.read(None, query)]
+
+    def load(self, models: list[dict[str, Any]]) -> None:
+        for model in models:
+            self.create(copy.deepcopy(model))
+
+
+def assert_json_equal(got: Any, expected: Any, what: str = "value") -> None:
+    """Equal as JSON values (true is not 1; 2 and 2.0 are one number)."""
+    assert json_equal(got, expected), f"{what}: expected {expected!r}, got {got!r}"
+
+
+def _without_id(model: dict[str, Any], id_attribute: str) -> dict[str, Any]:
+    return {k: v for k, v in model.items() if k != id_attribute}
+
+
+def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Start every call in its own green thread at once; their results in order."""
+    threads = [runner.spawn(call) for call in calls]
+    return [thread.wait() for thread in threads]
+
+
+class StoreConformance:
+    """Base class of a store's conformance tests (not collected by itself).
+
+    Class attributes a subclass may change:
+
+    * ``supports_max_limit`` -- ``make(max_limit=N)`` works (default True).
+    * ``unstorable_keys`` -- model keys from :data:`data.ODD_KEYS` the store
+      refuses with BadRequest instead of storing.
+    * ``atomic_patch`` -- concurrent patches of different fields of ONE
+      model all survive (default True).
+    * ``concurrency`` -- how many green threads write at once (default 20).
+    * ``sync_timeout`` -- seconds one request may take before it fails.
+    """
+
+    supports_max_limit: ClassVar[bool] = True
+    unstorable_keys: ClassVar[tuple[str, ...]] = ()
+    atomic_patch: ClassVar[bool] = True
+    concurrency: ClassVar[int] = 20
+    sync_timeout: ClassVar[float] = 30.0
+
+    # -- fixtures -----------------------------------------------------------
+
+    @pytest.fixture
+    def make_store(self) -> MakeStore:
+        pytest.fail(
+            f"{type(self).__name__} must define a make_store fixture returning "
+            "make(id_attribute='id') -> a fresh, empty store middleware",
+            pytrace=False,
+        )
+
+    @pytest.fixture
+    def store_client(self, make_store: MakeStore) -> StoreClient:
+        """A client of a fresh, empty store with the default ``id`` attribute."""
+        return self.client_for(make_store())
+
+    @pytest.fixture
+    def people(self, store_client: StoreClient) -> StoreClient:
+        """:data:`data.PEOPLE` loaded into a fresh store, created in id order."""
+        store_client.load(data.PEOPLE)
+        return store_client
+
+    def client_for(self, store: Middleware, id_attribute: str = "id") -> StoreClient:
+        return StoreClient(store, id_attribute=id_attribute, timeout=self.sync_timeout)
+
+    # -- create ---------------------------------------------------------------
+
+    def test_create_assigns_an_id(self, store_client: StoreClient) -> None:
+        created = store_client.create({"title": "first"})
+        assert isinstance(created.get("id"), (str, int)) and not isinstance(created["id"], bool)
+        assert created["id"] not in ("", None)
+        assert created["title"] == "first"
+        assert store_client.read(created["id"]) == created
+
+    def test_create_with_a_null_id_assigns_one(self, store_client: StoreClient) -> None:
+        created = store_client.create({"id": None, "title": "x"})
+        assert created["id"] is not None
+        assert store_client.read(created["id"])["title"] == "x"
+
+    def test_assigned_ids_are_distinct(self, store_client: StoreClient) -> None:
+        ids = {store_client.create({"n": n})["id"] for n in range(10)}
+        assert len(ids) == 10
+
+    def test_create_keeps_a_client_given_string_id(self, store_client: StoreClient) -> None:
+        created = store_client.create({"id": "given-1", "title": "mine"})
+        assert created == {"id": "given-1", "title": "mine"}
+        assert store_client.read("given-1") == created
+
+    def test_create_keeps_a_client_given_integer_id(self, store_client: StoreClient) -> None:
+        created = store_client.create({"id": 42, "title": "answer"})
+        assert created == {"id": 42, "title": "answer"}
+        got = store_client.read(42)
+        assert got == created and type(got["id"]) is int
+
+    def test_create_accepts_id_zero(self, store_client: StoreClient) -> None:
+        store_client.create({"id": 0, "title": "zero"})
+        assert store_client.read(0)["title"] == "zero"
+
+    def test_create_with_a_taken_id_is_a_conflict(self, store_client: StoreClient) -> None:
+        store_client.create({"id": "dup", "v": 1})
+        with pytest.raises(Conflict):
+            store_client.create({"id": "dup", "v": 2})
+        assert store_client.read("dup") == {"id": "dup", "v": 1}
+        assert len(store_client.read()) == 1
+
+    def test_create_does_not_keep_the_callers_object(self, store_client: StoreClient) -> None:
+        model = {"id": "a", "tags": ["x"]}
+        created = store_client.create(model)
+        model["tags"].append("changed-after")
+        created["tags"].append("changed-result")
+        assert store_client.read("a") == {"id": "a", "tags": ["x"]}
+
+    # -- read ---------------------------------------------------------------
+
+    def test_read_one(self, people: StoreClient) -> None:
+        assert people.read("p4") == data.PEOPLE[3]
+
+    def test_read_missing_is_not_found(self, people: StoreClient) -> None:
+        with pytest.raises(NotFound):
+            people.read("nobody")
+
+    def test_read_all(self, people: StoreClient) -> None:
+        got = people.read()
+        assert sorted(got, key=lambda m: m["id"]) == data.PEOPLE
+
+    def test_read_all_of_an_empty_store(self, store_client: StoreClient) -> None:
+        assert store_client.read() == []
+        assert store_client.sync("read", {}, {"data": None}) == []
+
+    def test_read_results_are_copies(self, people: StoreClient) -> None:
+        people.read("p1")["name"] = "changed"
+        people.read()[0]["extra"] = 1
+        assert people.read("p1") == data.PEOPLE[0]
+
+    # -- update ---------------------------------------------------------------
+
+    def test_update_replaces_the_model(self, store_client: StoreClient) -> None:
+        store_client.create({"id": "u", "a": 1, "b": 2})
+        updated = store_client.update({"id": "u", "c": 3})
+        assert updated == {"id": "u", "c": 3}
+        assert store_client.read("u") == {"id": "u", "c": 3}
+
+    def test_update_missing_is_not_found(self, store_client: StoreClient) -> None:
+        with pytest.raises(NotFound):
+            store_client.update({"id": "ghost", "a": 1})
+        assert store_client.read() == []
+
+    # -- patch ----------------------------------------------------------------
+
+    def test_patch_merges_and_returns_the_whole_model(self, store_client: StoreClient) -> None:
+        store_client.create({"id": "p", "a": 1, "b": {"x": 1, "y": 2}, "c": "keep"})
+        patched = store_client.patch({"id": "p", "a": 2, "b": {"x": 9}, "d": None})
+        # Patches merge at the top level only: a nested object is replaced whole.
+        expected = {"id": "p", "a": 2, "b": {"x": 9}, "c": "keep", "d": None}
+        assert patched == expected
+        assert store_client.read("p") == expected
+
+    def test_patch_missing_is_not_found(self, store_client: StoreClient) -> None:
+        with pytest.raises(NotFound):
+            store_client.patch({"id": "ghost", "a": 1})
+        assert store_client.read() == []
+
+    # -- delete ---------------------------------------------------------------
+
+    def test_delete_returns_the_model(self, people: StoreClient) -> None:
+        assert people.delete("p2") == data.PEOPLE[1]
+        with pytest.raises(NotFound):
+            people.read("p2")
+        assert sorted(people.ids()) == sorted(data.ALL - {"p2"})
+
+    def test_delete_missing_is_not_found(self, people: StoreClient) -> None:
+        people.delete("p2")
+        with pytest.raises(NotFound):
+            people.delete("p2")
+        with pytest.raises(NotFound):
+            people.delete("never")
+        assert len(people.read()) == len(data.PEOPLE) - 1
+
+    def test_an_id_can_be_reused_after_delete(self, store_client: StoreClient) -> None:
+        store_client.create({"id": "again", "v": 1})
+        store_client.delete("again")
+        assert store_client.create({"id": "again", "v": 2}) == {"id": "again", "v": 2}
+
+    # -- a custom id attribute ------------------------------------------------
+
+    def test_custom_id_attribute(self, make_store: MakeStore) -> None:
+        client = self.client_for(make_store(id_attribute="_id"), id_attribute="_id")
+        created = client.create({"title": "mongo-style", "id": "just data"})
+        model_id = created["_id"]
+        assert model_id is not None and created["id"] == "just data"
+        assert client.read(model_id) == created
+        given = client.create({"_id": "mine", "n": 1})
+        assert given == {"_id": "mine", "n": 1}
+        with pytest.raises(Conflict):
+            client.create({"_id": "mine"})
+        assert client.patch({"_id": "mine", "m": 2}) == {"_id": "mine", "n": 1, "m": 2}
+        assert client.update({"_id": "mine", "z": 0}) == {"_id": "mine", "z": 0}
+        assert client.query({"$select": ["title"], "title": "mongo-style"}) == [
+            {"_id": model_id, "title": "mongo-style"}
+        ]
+        assert [m["_id"] for m in client.query({"$sort": {"z": 1}})] == [model_id, "mine"]
+        assert client.delete("mine") == {"_id": "mine", "z": 0}
+        with pytest.raises(NotFound):
+            client.read("mine")
+
+    # -- ids of the wrong type ------------------------------------------------
+
+    @pytest.mark.parametrize("bad_id", [{"a": 1}, ["x"], True, False, 1.5])
+    def test_create_with_an_id_of_the_wrong_type_is_refused(
+        self, store_client: StoreClient, bad_id: Any
+    ) -> None:
+        with pytest.raises(BadRequest):
+            store_client.create({"id": bad_id, "v": 1})
+        assert store_client.read() == []
+
+    @pytest.mark.parametrize("method", ["read", "update", "patch", "delete"])
+    @pytest.mark.parametrize("bad_id", [{"a": 1}, ["p1"], True])
+    def test_other_methods_refuse_an_id_of_the_wrong_type(
+        self, people: StoreClient, method: str, bad_id: Any
+    ) -> None:
+        with pytest.raises(BadRequest):
+            people.sync(method, {"id": bad_id, "v": 1})
+        assert sorted(people.read(), key=lambda m: m["id"]) == data.PEOPLE
+
+    # -- values and keys round-trip -------------------------------------------
+
+    def test_values_round_trip_exactly(self, store_client: StoreClient) -> None:
+        model = {"id": "odd", **data.ODD_VALUES}
+        assert_json_equal(store_client.create(copy.deepcopy(model)), model, "create result")
+        assert_json_equal(store_client.read("odd"), model, "read one")
+        assert_json_equal(store_client.read(), [model], "read all")
+        patch = {"id": "odd", "emoji": "🚀", "nested": {"again": ["עברית", 2**53 - 1]}}
+        assert_json_equal(store_client.patch(copy.deepcopy(patch)), {**model, **patch}, "patch")
+        assert_json_equal(store_client.read("odd"), {**model, **patch}, "read after patch")
+
+    @pytest.mark.parametrize("field", sorted(data.ODD_VALUES))
+    def test_each_odd_value_can_be_queried_by_equality(
+        self, store_client: StoreClient, field: str
+    ) -> None:
+        value = data.ODD_VALUES[field]
+        store_client.create({"id": "hit", field: copy.deepcopy(value)})
+        store_client.create({"id": "miss", field: "something else"})
+        assert store_client.ids({field: copy.deepcopy(value)}) == ["hit"]
+
+    def test_unicode_ids_round_trip(self, store_client: StoreClient) -> None:
+        for model_id in ("ünïcødé", "😀", "שלום", "with space/and:colon"):
+            store_client.create({"id": model_id, "v": model_id})
+            assert store_client.read(model_id) == {"id": model_id, "v": model_id}
+
+    @pytest.mark.parametrize("key", data.ODD_KEYS)
+    def test_model_keys_round_trip_or_are_refused(
+        self, store_client: StoreClient, key: str
+    ) -> None:
+        model = {"id": "k", key: "value"}
+        if key in self.unstorable_keys:
+            with pytest.raises(BadRequest):
+                store_client.create(model)
+            assert store_client.read() == []
+            return
+        assert store_client.create(dict(model)) == model
+        assert store_client.read("k") == model
+        assert store_client.ids({key: "value"}) == ["k"]
+
+    # -- queries ----------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("query", "expected"), data.FILTER_CASES, ids=[repr(q) for q, _ in data.FILTER_CASES]
+    )
+    def test_query_filters(self, people: StoreClient, query: Any, expected: set[str]) -> None:
+        got = people.query(copy.deepcopy(query))
+        assert sorted(m["id"] for m in got) == sorted(expected)
+        by_id = {p["id"]: p for p in data.PEOPLE}
+        assert all(m == by_id[m["id"]] for m in got), "query answers must be whole models"
+
+    @pytest.mark.parametrize(
+        ("query", "expected"), data.ORDER_CASES, ids=[repr(q) for q, _ in data.ORDER_CASES]
+    )
+    def test_query_sorts_and_pages(
+        self, people: StoreClient, query: Any, expected: list[str]
+    ) -> None:
+        assert people.ids(copy.deepcopy(query)) == expected
+
+    def test_sort_orders_mixed_types(self, store_client: StoreClient) -> None:
+        store_client.load(data.MIXED)
+        assert store_client.ids({"$sort": {"v": 1}}) == data.MIXED_ASCENDING
+        assert store_client.ids({"$sort": {"v": -1}}) == data.MIXED_DESCENDING
+
+    def test_sort_numbers_by_value_not_text(self, store_client: StoreClient) -> None:
+        for n, value in enumerate([10, 9, 100, -1, 2.5, 2**53 - 1]):
+            store_client.create({"id": f"n{n}", "v": value})
+        assert [m["v"] for m in store_client.query({"$sort": {"v": 1}})] == [
+            -1,
+            2.5,
+            9,
+            10,
+            100,
+            2**53 - 1,
+        ]
+
+    def test_paging_walks_every_model_once(self, people: StoreClient) -> None:
+        order = {"$sort": {"age": 1, "name": 1}}
+        everything = people.ids(order)
+        walked: list[str] = []
+        for skip in range(0, len(everything) + 3, 3):
+            walked += people.ids({**order, "$skip": skip, "$limit": 3})
+        assert walked == everything
+
+    def test_select_returns_only_the_id_and_the_fields(self, people: StoreClient) -> None:
+        got = people.query({"$select": ["name", "nick"], "$sort": {"age": 1, "name": 1}})
+        assert got[:3] == [
+            {"id": "p6", "name": "Zoë", "nick": "z"},
+            {"id": "p2", "name": "Bob", "nick": None},
+            {"id": "p3", "name": "Cleo"},
+        ]
+        assert len(got) == len(data.PEOPLE)
+
+    def test_select_nothing_returns_ids(self, people: StoreClient) -> None:
+        got = people.query({"$select": [], "age": 25})
+        assert sorted(got, key=lambda m: m["id"]) == [{"id": "p2"}, {"id": "p3"}, {"id": "p8"}]
+
+    def test_select_with_filter_sort_and_paging(self, people: StoreClient) -> None:
+        got = people.query(
+            {"active": True, "$select": ["score"], "$sort": {"score": -1}, "$skip": 1, "$limit": 2}
+        )
+        assert got == [{"id": "p1", "score": 9.5}, {"id": "p3", "score": 8.0}]
+
+    @pytest.mark.parametrize("query", data.BAD_QUERIES, ids=[repr(q) for q in data.BAD_QUERIES])
+    def test_malformed_query_is_a_bad_request(self, people: StoreClient, query: Any) -> None:
+        with pytest.raises(BadRequest):
+            people.query(query)
+        # The store keeps serving after refusing a query.
+        assert len(people.read()) == len(data.PEOPLE)
+
+    def test_unknown_operator_is_named_in_the_error(self, people: StoreClient) -> None:
+        with pytest.raises(BadRequest) as info:
+            people.query({"age": {"$between": [1, 2]}})
+        assert "$between" in info.value.message
+
+    def test_max_limit_caps_reads(self, make_store: MakeStore) -> None:
+        if not self.supports_max_limit:
+            pytest.skip(f"{type(self).__name__} has no max_limit setting")
+        client = self.client_for(make_store(max_limit=3))
+        client.load(data.PEOPLE)
+        order = {"$sort": {"age": 1, "name": 1}}
+        assert client.ids(order) == ["p6", "p2", "p3"]
+        assert client.ids({**order, "$limit": 100}) == ["p6", "p2", "p3"]
+        assert client.ids({**order, "$limit": 2}) == ["p6", "p2"]
+        assert client.ids({**order, "$skip": 6, "$limit": 100}) == ["p4", "p7"]
+        assert len(client.read()) == 3
+
+    # -- concurrency ----------------------------------------------------------
+
+    def test_concurrent_writers_lose_nothing(self, store_client: StoreClient) -> None:
+        n = self.concurrency
+
+        def writer(i: int) -> Any:
+            runner.sleep(0)
+            store_client.create({"id": f"w{i:03}", "writer": i, "text": f"from {i} ✓"})
+            runner.sleep(0)
+            store_client.patch({"id": f"w{i:03}", "patched": i * 10})
+            runner.sleep(0)
+            return store_client.patch({"id": f"w{i:03}", "again": [i]})
+
+        results = run_concurrently([lambda i=i: writer(i) for i in range(n)])
+        expected = [
+            {"id": f"w{i:03}", "writer": i, "text": f"from {i} ✓", "patched": i * 10, "again": [i]}
+            for i in range(n)
+        ]
+        assert results == expected
+        assert sorted(store_client.read(), key=lambda m: m["id"]) == expected
+
+    def test_concurrent_creates_of_one_id_make_one_model(self, store_client: StoreClient) -> None:
+        def create(i: int) -> str:
+            runner.sleep(0)
+            try:
+                store_client.create({"id": "contested", "by": i})
+            except Conflict:
+                return "conflict"
+            return "created"
+
+        outcomes = run_concurrently([lambda i=i: create(i) for i in range(self.concurrency)])
+        assert outcomes.count("created") == 1
+        assert outcomes.count("conflict") == self.concurrency - 1
+        assert len(store_client.read()) == 1
+
+    def test_concurrent_patches_of_one_model_keep_every_field(
+        self, store_client: StoreClient
+    ) -> None:
+        if not self.atomic_patch:
+            pytest.skip(f"{type(self).__name__} does not promise atomic patches")
+        store_client.create({"id": "shared"})
+
+        def patch(i: int) -> Any:
+            runner.sleep(0)
+            return store_client.patch({"id": "shared", f"f{i:03}": i})
+
+        run_concurrently([lambda i=i: patch(i) for i in range(self.concurrency)])
+        expected = {"id": "shared", **{f"f{i:03}": i for i in range(self.concurrency)}}
+        assert store_client.read("shared") == expected
