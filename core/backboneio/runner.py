@@ -73,7 +73,9 @@ def offload(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
-    return eventlet.listen((host, port))
+    # eventlet defaults to SO_REUSEPORT, which would let a second server
+    # silently share a port that is already in use.
+    return eventlet.listen((host, port), reuse_port=False)
 
 
 def serve(

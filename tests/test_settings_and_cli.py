@@ -1,0 +1,150 @@
+"""Settings errors stop start-up with a message naming the culprit; the CLI around them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from backboneio import ConfigurationError
+from backboneio.app import build_server
+from backboneio.settings import Settings
+from tests.support.server import ServerProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, settings: str | None = None, cwd: Path, timeout: float = 30):
+    if settings is not None:
+        (cwd / "clisettings.py").write_text(textwrap.dedent(settings))
+        args = (*args, "--settings", "clisettings")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    return subprocess.run([sys.executable, "-m", "backboneio", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("EVNT = 'typo'", "Unknown setting EVNT"),
+        ("DEBUG = 'yes'", "Setting DEBUG must be True or False"),
+        ("PORT = '80'", "Setting PORT must be an integer"),
+        ("BACKENDS = ['messages']", "Setting BACKENDS must be a dict"),
+        ("BACKENDS = {'a/b': {}}", "Backend name 'a/b'"),
+        ("BACKENDS = {'m': {'store': 'mongo'}}", "uses store 'mongo', which no enabled plugin"),
+        ("BACKENDS = {'m': {'store': 'memory', 'url': 'x'}}", "unknown key(s) url"),
+        ("BACKENDS = {'m': {'middleware': ['nowhere.mw']}}", "cannot import 'nowhere'"),
+        ("BACKENDS = {'m': {'middleware': ['apps.middleware.nope']}}", "has no 'nope'"),
+        ("BACKENDS = {'m': {'middleware': ['justaname']}}", "not a dotted path"),
+        ("BACKENDS = {'m': {'login_required': ['fly']}}", "login_required"),
+        ("BACKENDS = {'m': {'id_attribute': ''}}", "id_attribute"),
+        ("PLUGINS = ['not-installed']", "PLUGINS names not-installed, which is not installed"),
+        ("CORS_ALLOWED_ORIGINS = [1]", "CORS_ALLOWED_ORIGINS"),
+    ],
+)
+def test_bad_settings_stop_start_up_with_a_clear_message(tmp_path, settings, message):
+    result = run_cli("serve", "--port", str(free_port()), settings=settings, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_settings_module_that_does_not_import(tmp_path):
+    result = run_cli("serve", "--settings", "no_such_settings_module", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Cannot import settings module 'no_such_settings_module'" in result.stderr
+
+
+def test_settings_module_from_the_environment(tmp_path, connect):
+    (tmp_path / "envsettings.py").write_text("EVENT = 'from-env'\nBACKENDS = {'m': {}}\n")
+    srv = ServerProcess(None, env={"BACKBONEIO_SETTINGS": "envsettings",
+                                   "PYTHONPATH": str(tmp_path)})
+    with srv:
+        assert connect(srv.url, "m").listen()["event"] == "from-env"
+
+
+def test_settings_object_defaults_and_lookup():
+    settings = Settings({"EVENT": "e"})
+    assert settings.EVENT == "e"
+    assert settings.PORT == 3000
+    assert settings.get("NOT_DECLARED", "fallback") == "fallback"
+    with pytest.raises(AttributeError):
+        settings.lowercase  # noqa: B018
+
+
+def test_build_server_names_the_unknown_store_and_the_known_ones():
+    with pytest.raises(ConfigurationError, match="known stores: fixed, memory"):
+        build_server(Settings({"BACKENDS": {"m": {"store": "nope"}}}))
+
+
+def test_serve_stops_cleanly_on_ctrl_c(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "backboneio", "serve", "--port", str(port)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert f"backboneio serving on http://127.0.0.1:{port}" in line
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/backbone.io.js") as response:
+        assert response.status == 200
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "backboneio stopped" in out
+    assert "Traceback" not in out
+
+
+def test_serve_reports_a_port_in_use(tmp_path):
+    with ServerProcess(None) as srv:
+        result = run_cli("serve", "--port", str(srv.port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{srv.port}" in result.stderr
+
+
+def test_host_and_port_settings_are_used(tmp_path):
+    port = free_port()
+    (tmp_path / "hostport.py").write_text(f"HOST = '127.0.0.1'\nPORT = {port}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backboneio", "serve", "--settings", "hostport"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"serving on http://127.0.0.1:{port}" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_plugins_command_lists_plugins_as_json(tmp_path):
+    result = run_cli("plugins", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    assert plugins["testplugin"]["version"] == "1.2.3"
+    assert plugins["testplugin"]["distribution"] == "backboneio-testplugin"
+    assert "authenticate" in plugins["testplugin"]["hooks"]
+    assert not any(p["default"] for p in plugins.values())
+
+
+def test_plugins_command_all_includes_the_defaults_as_a_table(tmp_path):
+    result = run_cli("plugins", "--all", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["name", "version", "hooks"]
+    assert any(line.startswith("testplugin") and "1.2.3" in line for line in lines)
+    assert any("backboneio.default_plugins.memory_store (default)" in line
+               and "register_stores" in line for line in lines)
+
+
+def test_plugins_command_respects_the_plugins_setting(tmp_path):
+    result = run_cli("plugins", "--format", "json", settings="PLUGINS = []", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
