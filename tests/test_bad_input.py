@@ -115,8 +115,11 @@ def test_a_raising_middleware_answers_a_server_error_without_details(server, con
     client = connect(server.url, "faulty")
     error, result = client.sync("create", {"boom": True})
     assert result is None
-    assert error["error"] == {"name": "ServerError", "message": "Internal server error",
-                              "status": 500}
+    assert error["error"] == {
+        "name": "ServerError",
+        "message": "Internal server error",
+        "status": 500,
+    }
     assert "hunter2" not in str(error)
     assert client.ok("create", {"text": "fine"})["text"] == "fine"
 
@@ -124,8 +127,12 @@ def test_a_raising_middleware_answers_a_server_error_without_details(server, con
 def test_public_errors_keep_their_fields(server, connect):
     client = connect(server.url, "faulty")
     error, _ = client.sync("create", {"missing": True})
-    assert error["error"] == {"name": "NotFound", "message": "nothing here", "status": 404,
-                              "hint": "try another"}
+    assert error["error"] == {
+        "name": "NotFound",
+        "message": "nothing here",
+        "status": 404,
+        "hint": "try another",
+    }
 
 
 def test_debug_sends_details_and_stack(start_server, connect):
@@ -150,8 +157,12 @@ def test_a_slow_middleware_does_not_hold_up_other_clients(start_server, connect)
     srv = start_server('BACKENDS = {"slow": {"middleware": ["apps.middleware.slow"]}, "fast": {}}')
     slow, fast = connect(srv.url, "slow"), connect(srv.url, "fast")
     answers: queue.Queue[str] = queue.Queue()
-    slow.sio.emit("sync", {"method": "create", "model": {"seconds": 1.5}}, namespace="/slow",
-                  callback=lambda error, result: answers.put("slow"))
+    slow.sio.emit(
+        "sync",
+        {"method": "create", "model": {"seconds": 1.5}},
+        namespace="/slow",
+        callback=lambda error, result: answers.put("slow"),
+    )
     # Give the slow request time to reach its middleware; if that middleware
     # held the event loop, the fast request would be answered after it.
     time.sleep(0.3)

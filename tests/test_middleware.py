@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import backboneio
+import pytest
 from backboneio import BadRequest, NotFound, Request, SyncTimeout, runner
 
 SETTINGS = """

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from backboneio import hookspecs
 from backboneio.plugins import get_plugin_manager
+
 from tests.support.client import refusal
 
 TESTPLUGIN = """
@@ -66,7 +66,9 @@ def test_hook_register_settings(start_server, connect, log_file):
     assert connect(srv.url, "messages").listen()["event"] == "backend"
     result = subprocess.run(
         [sys.executable, "-m", "backboneio", "plugins", "--settings", "no_plugin_settings"],
-        capture_output=True, text=True, cwd=Path(__file__).parent / "apps",
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent / "apps",
     )
     assert result.returncode == 2
     assert "Unknown setting TESTPLUGIN" in result.stderr
@@ -76,8 +78,11 @@ def test_hook_register_stores(server, connect):
     client = connect(server.url, "catalogue")
     assert client.ok("read") == [{"id": 1, "name": "fixed one"}]
     error, _ = client.sync("create", {"name": "new"})
-    assert error["error"] == {"name": "Forbidden", "message": "catalogue is read-only",
-                              "status": 403}
+    assert error["error"] == {
+        "name": "Forbidden",
+        "message": "catalogue is read-only",
+        "status": 403,
+    }
 
 
 def test_hook_prepare_backend(server, connect):
@@ -97,9 +102,7 @@ def test_hook_authenticate(server, connect):
 
 
 def test_authenticate_can_refuse_with_a_reason(server):
-    assert refusal(server.url, "messages", auth={"refuse": "not today"}) == {
-        "message": "not today"
-    }
+    assert refusal(server.url, "messages", auth={"refuse": "not today"}) == {"message": "not today"}
 
 
 def test_a_crashing_authenticate_refuses_without_details(server):
@@ -151,6 +154,8 @@ def test_hook_authorize_broadcast(server, connect):
 
 
 def test_every_hook_has_a_test_here():
-    specs = {name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "backboneio_spec")}
+    specs = {
+        name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "backboneio_spec")
+    }
     tests = {name.removeprefix("test_hook_") for name in globals() if name.startswith("test_hook_")}
     assert specs <= tests, f"hooks without a test_hook_<name>: {sorted(specs - tests)}"

@@ -12,10 +12,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from backboneio import ConfigurationError
 from backboneio.app import build_server
 from backboneio.settings import Settings
+
 from tests.support.server import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +26,14 @@ def run_cli(*args: str, settings: str | None = None, cwd: Path, timeout: float =
         (cwd / "clisettings.py").write_text(textwrap.dedent(settings))
         args = (*args, "--settings", "clisettings")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
-    return subprocess.run([sys.executable, "-m", "backboneio", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "backboneio", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,8 +70,9 @@ def test_a_settings_module_that_does_not_import(tmp_path):
 
 def test_settings_module_from_the_environment(tmp_path, connect):
     (tmp_path / "envsettings.py").write_text("EVENT = 'from-env'\nBACKENDS = {'m': {}}\n")
-    srv = ServerProcess(None, env={"BACKBONEIO_SETTINGS": "envsettings",
-                                   "PYTHONPATH": str(tmp_path)})
+    srv = ServerProcess(
+        None, env={"BACKBONEIO_SETTINGS": "envsettings", "PYTHONPATH": str(tmp_path)}
+    )
     with srv:
         assert connect(srv.url, "m").listen()["event"] == "from-env"
 
@@ -86,9 +93,13 @@ def test_build_server_names_the_unknown_store_and_the_known_ones():
 
 def test_serve_stops_cleanly_on_ctrl_c(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "backboneio", "serve", "--port", str(port)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backboneio", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert f"backboneio serving on http://127.0.0.1:{port}" in line
@@ -113,7 +124,10 @@ def test_host_and_port_settings_are_used(tmp_path):
     (tmp_path / "hostport.py").write_text(f"HOST = '127.0.0.1'\nPORT = {port}\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "backboneio", "serve", "--settings", "hostport"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(tmp_path)},
     )
     try:
@@ -140,8 +154,10 @@ def test_plugins_command_all_includes_the_defaults_as_a_table(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["name", "version", "hooks"]
     assert any(line.startswith("testplugin") and "1.2.3" in line for line in lines)
-    assert any("backboneio.default_plugins.memory_store (default)" in line
-               and "register_stores" in line for line in lines)
+    assert any(
+        "backboneio.default_plugins.memory_store (default)" in line and "register_stores" in line
+        for line in lines
+    )
 
 
 def test_plugins_command_respects_the_plugins_setting(tmp_path):

@@ -1,11 +1,11 @@
 """backboneio: realtime Backbone.js model sync over Socket.IO, with pluggable backends.
 
-    import backboneio
+import backboneio
 
-    messages = backboneio.create_backend()
-    messages.use(backboneio.stores.memory())
-    server = backboneio.listen(None, {"messages": messages})
-    backboneio.run(server, port=3000)
+messages = backboneio.create_backend()
+messages.use(backboneio.stores.memory())
+server = backboneio.listen(None, {"messages": messages})
+backboneio.run(server, port=3000)
 """
 
 from __future__ import annotations

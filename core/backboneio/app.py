@@ -25,11 +25,15 @@ def import_dotted(path: str, *, what: str) -> Any:
     if not sep:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
-        raise ConfigurationError(f"{what}: {path!r} is not a dotted path like 'package.module.name'")
+        raise ConfigurationError(
+            f"{what}: {path!r} is not a dotted path like 'package.module.name'"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigurationError(f"{what}: cannot import {module_name!r} for {path!r}: {exc}") from exc
+        raise ConfigurationError(
+            f"{what}: cannot import {module_name!r} for {path!r}: {exc}"
+        ) from exc
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -40,7 +44,9 @@ def load_plugins(settings: Settings, *, extra: tuple[Any, ...] = ()) -> pluggy.P
     """Enable the plugins the settings name, let them declare settings, then check them."""
     pm = get_plugin_manager(settings.PLUGINS, extra=extra)
 
-    def register(name: str, default: Any = None, description: str = "", *, plugin: str = "") -> None:
+    def register(
+        name: str, default: Any = None, description: str = "", *, plugin: str = ""
+    ) -> None:
         settings.declare(Setting(name, default, description, plugin or "a plugin"))
 
     pm.hook.register_settings(register=register)
@@ -66,7 +72,10 @@ def store_types(pm: pluggy.PluginManager) -> dict[str, StoreType]:
 
 
 def build_backend(
-    name: str, config: dict[str, Any], settings: Settings, pm: pluggy.PluginManager,
+    name: str,
+    config: dict[str, Any],
+    settings: Settings,
+    pm: pluggy.PluginManager,
     stores: dict[str, StoreType],
 ) -> Backend:
     store_name = config.get("store", DEFAULT_STORE)
@@ -113,7 +122,10 @@ def build_backend(
 
 
 def build_server(
-    settings: Settings, app: Callable[..., Any] | None = None, *, extra_plugins: tuple[Any, ...] = ()
+    settings: Settings,
+    app: Callable[..., Any] | None = None,
+    *,
+    extra_plugins: tuple[Any, ...] = (),
 ) -> Server:
     """The server ``backboneio serve`` runs: plugins, backends and Socket.IO from settings."""
     pm = load_plugins(settings, extra=extra_plugins)

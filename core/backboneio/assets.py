@@ -28,7 +28,9 @@ class ClientScriptApp:
         self.body = client_script()
         self.etag = '"' + hashlib.sha1(self.body).hexdigest()[:16] + '"'
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if environ.get("PATH_INFO") not in CLIENT_SCRIPT_PATHS:
             return self.app(environ, start_response)
         if environ.get("HTTP_IF_NONE_MATCH") == self.etag:

@@ -96,9 +96,7 @@ def _handles_errors(fn: Middleware) -> bool:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature
         return False
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional) == 4
 
 
@@ -242,9 +240,7 @@ class Backend:
             notify(method, model, channel)
 
 
-def create_backend(
-    name: str = "", *middleware: Middleware, id_attribute: str = "id"
-) -> Backend:
+def create_backend(name: str = "", *middleware: Middleware, id_attribute: str = "id") -> Backend:
     """A new, empty backend; add middleware and a store with ``backend.use()``."""
     backend = Backend(name, id_attribute=id_attribute)
     if middleware:

@@ -23,10 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--settings", help="settings module (default: $BACKBONEIO_SETTINGS)")
     serve.add_argument("--host", help="interface to bind (default: HOST setting, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: PORT setting, 3000)")
-    serve.add_argument("--debug", action="store_true", default=None, help="send error details to clients")
+    serve.add_argument(
+        "--debug", action="store_true", default=None, help="send error details to clients"
+    )
     serve.add_argument("--demo", action="store_true", help="also serve the demo pages at /")
     serve.add_argument(
-        "--assets", metavar="DIR",
+        "--assets",
+        metavar="DIR",
         help="serve the demo's JavaScript libraries from DIR instead of a CDN",
     )
 
@@ -114,7 +117,11 @@ def list_plugins(args: argparse.Namespace) -> int:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
         return 0
     rows = [("name", "version", "hooks")] + [
-        (info.name + (" (default)" if info.default else ""), info.version or "-", ", ".join(info.hooks))
+        (
+            info.name + (" (default)" if info.default else ""),
+            info.version or "-",
+            ", ".join(info.hooks),
+        )
         for info in infos
     ]
     width = [max(len(row[i]) for row in rows) for i in range(2)]

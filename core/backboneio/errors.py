@@ -76,7 +76,7 @@ class SyncTimeout(SyncError):
     default_message = "The backend did not answer in time"
 
 
-class ConnectionRefused(Exception):  # noqa: N818 - reads as what happened
+class ConnectionRefused(Exception):
     """Raised by an ``authenticate`` hook to refuse a connection; the client sees the reason."""
 
     def __init__(self, reason: str = "Connection refused", **data: Any) -> None:

@@ -47,7 +47,9 @@ def register_stores(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def prepare_backend(name: str, backend: Backend, config: dict[str, Any], settings: Settings) -> None:
+def prepare_backend(
+    name: str, backend: Backend, config: dict[str, Any], settings: Settings
+) -> None:
     """Add middleware to a backend built from settings, before its own middleware and store.
 
     Called once per backend at start-up. ``config`` is the backend's entry in
@@ -65,9 +67,7 @@ def event_name(backend: str, settings: Settings) -> str | None:
 
 
 @hookspec(firstresult=True)
-def authenticate(
-    environ: dict[str, Any], auth: Any, backend: str, settings: Settings
-) -> Any:
+def authenticate(environ: dict[str, Any], auth: Any, backend: str, settings: Settings) -> Any:
     """Say who is connecting to a backend's namespace.
 
     Called on every connection. ``environ`` is the WSGI environ of the

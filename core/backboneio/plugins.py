@@ -98,7 +98,9 @@ def _remember_distribution(pm: pluggy.PluginManager, ep: EntryPoint) -> None:
     pm._backboneio_dists[ep.name] = ep.dist  # type: ignore[attr-defined]
 
 
-def describe_plugins(pm: pluggy.PluginManager, *, include_defaults: bool = False) -> list[PluginInfo]:
+def describe_plugins(
+    pm: pluggy.PluginManager, *, include_defaults: bool = False
+) -> list[PluginInfo]:
     """What ``backboneio plugins`` prints: name, version and hooks of each plugin."""
     dists = getattr(pm, "_backboneio_dists", {})
     infos = []

@@ -73,12 +73,16 @@ class Server(socketio.Server):
             log.warning("Dropped an oversized message that is not a Socket.IO packet")
             return
         error = public_error(
-            PayloadTooLarge(f"Message of {len(data)} bytes exceeds the limit of {limit}", limit=limit)
+            PayloadTooLarge(
+                f"Message of {len(data)} bytes exceeds the limit of {limit}", limit=limit
+            )
         )
         if pkt.packet_type == packet.EVENT and pkt.id is not None:
             self._send_packet(
                 eio_sid,
-                self.packet_class(packet.ACK, namespace=pkt.namespace, id=pkt.id, data=[error, None]),
+                self.packet_class(
+                    packet.ACK, namespace=pkt.namespace, id=pkt.id, data=[error, None]
+                ),
             )
         elif pkt.packet_type == packet.EVENT:
             sid = self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/")
@@ -86,12 +90,14 @@ class Server(socketio.Server):
                 self.emit("error", error, to=sid, namespace=pkt.namespace or "/")
 
     def _handle_event_internal(
-        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: Any  # noqa: A002
+        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: Any
     ) -> None:
         # The protocol answers listen and sync through the ack; without one the
         # client could never learn the outcome, so it is told by an "error" event.
         if id is None and data and data[0] in ACKED_EVENTS and namespace in self.namespace_handlers:
-            error = public_error(BadRequest(f"{data[0]!r} must be sent with an acknowledgement callback"))
+            error = public_error(
+                BadRequest(f"{data[0]!r} must be sent with an acknowledgement callback")
+            )
             self.emit("error", {**error, "event": data[0]}, to=sid, namespace=namespace)
             return
         super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
@@ -123,7 +129,9 @@ class BackendNamespace(socketio.Namespace):
             raise socketio.exceptions.ConnectionRefusedError(*args) from exc
         except Exception as exc:
             log.exception("authenticate hook failed for backend %r", self.name)
-            message = f"Authentication failed: {exc}" if self.settings.DEBUG else "Authentication failed"
+            message = (
+                f"Authentication failed: {exc}" if self.settings.DEBUG else "Authentication failed"
+            )
             raise socketio.exceptions.ConnectionRefusedError(message) from exc
         self.clients[sid] = Client(identity=identity, environ=environ)
 
@@ -203,7 +211,9 @@ class BackendNamespace(socketio.Namespace):
             id_attribute=self.backend.id_attribute,
         )
 
-    def authorize(self, action: str, client: Client, channel: str | None, req: Request | None) -> None:
+    def authorize(
+        self, action: str, client: Client, channel: str | None, req: Request | None
+    ) -> None:
         answers = self.hook.authorize(
             action=action,
             identity=client.identity,
@@ -243,7 +253,9 @@ class BackendNamespace(socketio.Namespace):
             log.exception("after_write hook failed for backend %r", self.name)
         self.broadcast(method, result, channel, skip_sid=skip_sid)
 
-    def broadcast(self, method: str, model: Any, channel: str | None, *, skip_sid: str | None) -> None:
+    def broadcast(
+        self, method: str, model: Any, channel: str | None, *, skip_sid: str | None
+    ) -> None:
         if not self.hook.authorize_broadcast.get_hookimpls():
             self.emit("synced", (method, model), to=channel, skip_sid=skip_sid)
             return
@@ -256,10 +268,16 @@ class BackendNamespace(socketio.Namespace):
             if self.recipient_allowed(client, method, model, channel):
                 self.emit("synced", (method, model), to=sid)
 
-    def recipient_allowed(self, client: Client, method: str, model: Any, channel: str | None) -> bool:
+    def recipient_allowed(
+        self, client: Client, method: str, model: Any, channel: str | None
+    ) -> bool:
         try:
             answers = self.hook.authorize_broadcast(
-                identity=client.identity, method=method, model=model, backend=self.name, channel=channel
+                identity=client.identity,
+                method=method,
+                model=model,
+                backend=self.name,
+                channel=channel,
             )
         except Exception:
             log.exception("authorize_broadcast hook failed; not notifying that client")

@@ -52,7 +52,9 @@ def _is_setting_name(name: str) -> bool:
 class Settings:
     """Setting values with their defaults; read them as attributes (``settings.DEBUG``)."""
 
-    def __init__(self, values: Mapping[str, Any] | None = None, *, source: str = "defaults") -> None:
+    def __init__(
+        self, values: Mapping[str, Any] | None = None, *, source: str = "defaults"
+    ) -> None:
         self.values: dict[str, Any] = dict(values or {})
         self.source = source
         self.declared: dict[str, Setting] = {s.name: s for s in CORE_SETTINGS}
@@ -127,7 +129,9 @@ class Settings:
         if plugins is not None and (
             isinstance(plugins, str) or not all(isinstance(p, str) for p in plugins)
         ):
-            raise ConfigurationError(f"Setting PLUGINS must be None or a list of names, got {plugins!r}")
+            raise ConfigurationError(
+                f"Setting PLUGINS must be None or a list of names, got {plugins!r}"
+            )
         origins = self.CORS_ALLOWED_ORIGINS
         if isinstance(origins, str):
             origins = [origins]
@@ -137,7 +141,9 @@ class Settings:
             )
         for name, config in self.BACKENDS.items():
             if not isinstance(name, str) or not name or "/" in name:
-                raise ConfigurationError(f"Backend name {name!r} must be a non-empty string without '/'")
+                raise ConfigurationError(
+                    f"Backend name {name!r} must be a non-empty string without '/'"
+                )
             if not isinstance(config, dict):
                 raise ConfigurationError(f"BACKENDS[{name!r}] must be a dict, got {config!r}")
 

@@ -36,5 +36,9 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 if __name__ == "__main__":
     server = backboneio.listen(app, {"messages": messages}, event="news")
     port = int(sys.argv[1])
-    runner.serve(server.app, "127.0.0.1", port,
-                 on_ready=lambda url: print(f"backboneio serving on {url}", flush=True))
+    runner.serve(
+        server.app,
+        "127.0.0.1",
+        port,
+        on_ready=lambda url: print(f"backboneio serving on {url}", flush=True),
+    )

@@ -13,33 +13,54 @@ TIMEOUT = 10
 class BackendClient:
     """One socket connected to one backend namespace, recording what it hears."""
 
-    def __init__(self, url: str, backend: str, *, auth: Any = None,
-                 headers: dict[str, str] | None = None, connect: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        backend: str,
+        *,
+        auth: Any = None,
+        headers: dict[str, str] | None = None,
+        connect: bool = True,
+    ) -> None:
         self.url = url
         self.backend = backend
         self.namespace = f"/{backend}"
         self.sio = socketio.Client(reconnection=False)
         self.synced: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.errors: queue.Queue[Any] = queue.Queue()
-        self.sio.on("synced", lambda method, model: self.synced.put((method, model)),
-                    namespace=self.namespace)
+        self.sio.on(
+            "synced",
+            lambda method, model: self.synced.put((method, model)),
+            namespace=self.namespace,
+        )
         self.sio.on("error", lambda data: self.errors.put(data), namespace=self.namespace)
         if connect:
             self.connect(auth=auth, headers=headers)
 
     def connect(self, *, auth: Any = None, headers: dict[str, str] | None = None) -> None:
-        self.sio.connect(self.url, namespaces=[self.namespace], transports=["websocket"],
-                         auth=auth, headers=headers or {}, wait_timeout=TIMEOUT)
+        self.sio.connect(
+            self.url,
+            namespaces=[self.namespace],
+            transports=["websocket"],
+            auth=auth,
+            headers=headers or {},
+            wait_timeout=TIMEOUT,
+        )
 
     def listen(self, channel: str | None = None) -> Any:
-        return self.sio.call("listen", channel, namespace=self.namespace, timeout=TIMEOUT) \
-            if channel is not None else self.sio.call("listen", namespace=self.namespace,
-                                                      timeout=TIMEOUT)
+        return (
+            self.sio.call("listen", channel, namespace=self.namespace, timeout=TIMEOUT)
+            if channel is not None
+            else self.sio.call("listen", namespace=self.namespace, timeout=TIMEOUT)
+        )
 
     def sync(self, method: str, model: Any = None, options: Any = None) -> tuple[Any, Any]:
         """Send a sync and return the ack as ``(error, result)``."""
-        req = {"method": method, "model": model if model is not None else {},
-               "options": options or {}}
+        req = {
+            "method": method,
+            "model": model if model is not None else {},
+            "options": options or {},
+        }
         return self.call("sync", req)
 
     def call(self, event: str, *args: Any) -> Any:
@@ -73,16 +94,23 @@ class BackendClient:
         self.close()
 
 
-def refusal(url: str, backend: str, *, auth: Any = None,
-            headers: dict[str, str] | None = None) -> Any:
+def refusal(
+    url: str, backend: str, *, auth: Any = None, headers: dict[str, str] | None = None
+) -> Any:
     """Connect expecting to be refused; returns what ``connect_error`` carried."""
     namespace = f"/{backend}"
     sio = socketio.Client(reconnection=False)
     reasons: queue.Queue[Any] = queue.Queue()
     sio.on("connect_error", lambda data=None: reasons.put(data), namespace=namespace)
     try:
-        sio.connect(url, namespaces=[namespace], transports=["websocket"], auth=auth,
-                    headers=headers or {}, wait_timeout=TIMEOUT)
+        sio.connect(
+            url,
+            namespaces=[namespace],
+            transports=["websocket"],
+            auth=auth,
+            headers=headers or {},
+            wait_timeout=TIMEOUT,
+        )
     except socketio.exceptions.ConnectionError:
         pass
     else:

@@ -61,8 +61,16 @@ class ServerProcess:
     def command(self) -> list[str]:
         if self.script is not None:  # a program of its own, given the port
             return [sys.executable, self.script, str(self.port)]
-        cmd = [sys.executable, "-m", "backboneio", "serve", "--host", "127.0.0.1",
-               "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "backboneio",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if self.settings is not None:
             cmd += ["--settings", self.module]
         return cmd + list(self.args)
@@ -75,8 +83,12 @@ class ServerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         self.output = []
         self.proc = subprocess.Popen(
-            self.command(), cwd=self._dir.name, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            self.command(),
+            cwd=self._dir.name,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         ready = threading.Event()
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
-
 from backboneio import ConnectionRefused, Forbidden, hookimpl
 from backboneio.backend import Backend, Request
 from backboneio.settings import Settings
@@ -39,7 +38,7 @@ def fixed_store(config: StoreConfig) -> Callable[..., None]:
     """Answers reads with the models in its settings; refuses writes."""
     models = list(config.options["models"])
 
-    def store(req: Request, res: Any, next: Callable[..., None]) -> None:  # noqa: A002
+    def store(req: Request, res: Any, next: Callable[..., None]) -> None:
         if req.method != "read":
             raise Forbidden(f"{config.backend} is read-only")
         res.end(models)
@@ -53,11 +52,13 @@ def register_stores(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def prepare_backend(name: str, backend: Backend, config: dict[str, Any], settings: Settings) -> None:
+def prepare_backend(
+    name: str, backend: Backend, config: dict[str, Any], settings: Settings
+) -> None:
     if not _on(settings):
         return
 
-    def stamp(req: Request, res: Any, next: Callable[..., None]) -> None:  # noqa: A002
+    def stamp(req: Request, res: Any, next: Callable[..., None]) -> None:
         req.model["stamped_by"] = "testplugin"
         next()
 
@@ -139,5 +140,12 @@ def after_write(
     backend: str, method: str, result: Any, req: Request | None, settings: Settings
 ) -> None:
     if _on(settings):
-        _log(settings, {"hook": "after_write", "backend": backend, "method": method,
-                        "via": "sync" if req is not None else "emit"})
+        _log(
+            settings,
+            {
+                "hook": "after_write",
+                "backend": backend,
+                "method": method,
+                "via": "sync" if req is not None else "emit",
+            },
+        )

@@ -1,4 +1,4 @@
-"""Fixtures shared by the core's tests: real servers and real clients, always stopped."""
+"""Fixtures for every test in the repo (core and plugins): real servers and clients."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.support.server import ServerProcess
 
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., ServerProcess]]:
-    """``start_server(settings_text, args=(), env={})``: a running server, stopped after the test."""
+    """``start_server(settings_text, args=(), env={})``: a running server, stopped afterwards."""
     started: list[ServerProcess] = []
 
     def start(settings: str | None = None, **kwargs: Any) -> ServerProcess:
