@@ -26,9 +26,11 @@ def rsa_keys() -> tuple[str, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -55,16 +57,26 @@ def refusal(
     sio = socketio.Client(reconnection=False, websocket_extra_options=extra)
     namespace = f"/{backend}"
     errors: queue.Queue[Any] = queue.Queue()
-    sio.on("connect_error", lambda *data: errors.put(data[0] if data else None),
-           namespace=namespace)
+    sio.on(
+        "connect_error", lambda *data: errors.put(data[0] if data else None), namespace=namespace
+    )
     try:
-        sio.connect(url, namespaces=[namespace], transports=["websocket"], auth=auth,
-                    headers=headers or {}, wait_timeout=TIMEOUT)
+        sio.connect(
+            url,
+            namespaces=[namespace],
+            transports=["websocket"],
+            auth=auth,
+            headers=headers or {},
+            wait_timeout=TIMEOUT,
+        )
     except socketio.exceptions.ConnectionError as exc:
         try:
-            return errors.get(timeout=TIMEOUT)
+            data = errors.get(timeout=TIMEOUT)
         except queue.Empty:
-            return f"engine.io refused: {exc}"
+            data = None
+        # A Socket.IO refusal carries {"message": ...}; a refused Engine.IO
+        # handshake (HTTP 400) only a transport error string.
+        return data if isinstance(data, dict) else f"engine.io refused: {data or exc}"
     else:
         sio.disconnect()
         return None

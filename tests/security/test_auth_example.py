@@ -79,9 +79,10 @@ def test_a_logged_in_user_sends_and_is_the_author(example: str) -> None:
     assert cookie
     page = requests.get(example + "/", headers=cookie_header(cookie)).text
     assert "Logged in as <b>alice</b>" in page
-    with connect(example, "messages") as reader, connect(
-        example, "messages", headers=cookie_header(cookie)
-    ) as alice:
+    with (
+        connect(example, "messages") as reader,
+        connect(example, "messages", headers=cookie_header(cookie)) as alice,
+    ):
         reader.listen()
         # The author the browser claims is overwritten by the one the cookie proves.
         sent = alice.ok("create", {"text": "hello", "author": "mallory"})
