@@ -1,0 +1,350 @@
+"""The ``redis`` store: each backend's models in a Redis database.
+
+Layout, for a backend whose key prefix is ``P`` (``backboneio:<backend>`` by default):
+
+``P:model:<id>``
+    one hash per model: attribute name -> the attribute's value as JSON.
+    ``<id>`` is the id written as JSON, so the id ``1`` and the id ``"1"``
+    are two models, as they are in the memory store.
+``P:ids``
+    sorted set of those ``<id>`` members, scored by creation order, so a read
+    lists models in the order they were created.
+``P:seq``
+    the counter that hands out those scores.
+
+Every write is one Lua script, so it is atomic in Redis: a create with a
+client-given id cannot overwrite a model created a moment earlier, a patch
+writes only the attributes it sends (two patches of one model both land)
+and, like update, refuses to write once the model has been deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from backboneio import jsonutil
+from backboneio.backend import Request, Response
+from backboneio.errors import BadRequest, ConfigurationError, Conflict, Unavailable
+from backboneio.query import Query
+from backboneio.stores import check_id, new_id
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+log = logging.getLogger("backboneio.redis")
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_TIMEOUT = 5.0
+# Models fetched per round trip when a read lists the collection; each chunk
+# is one short script, so other clients' commands run between chunks.
+READ_CHUNK = 500
+# Field/value pairs per HSET inside a script: Lua's unpack() has a stack limit.
+_HSET_BATCH = """
+local function hset_pairs(key, first)
+  for i = first, #ARGV, 200 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 199, #ARGV)))
+  end
+end
+"""
+
+# KEYS: model hash, ids zset, seq counter. ARGV: id member, then field/value pairs.
+CREATE = (
+    _HSET_BATCH
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+hset_pairs(KEYS[1], 2)
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+return 1
+"""
+)
+
+# KEYS: model hash. ARGV: field/value pairs of the whole new model.
+UPDATE = (
+    _HSET_BATCH
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+hset_pairs(KEYS[1], 1)
+return 1
+"""
+)
+
+# KEYS: model hash. ARGV: field/value pairs to merge. Returns the merged model.
+PATCH = (
+    _HSET_BATCH
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+hset_pairs(KEYS[1], 1)
+return redis.call('HGETALL', KEYS[1])
+"""
+)
+
+# KEYS: model hash, ids zset. ARGV: id member. Returns the deleted model.
+DELETE = """
+local model = redis.call('HGETALL', KEYS[1])
+if #model == 0 then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return model
+"""
+
+# KEYS: ids zset. ARGV: lowest score (exclusive form "(n" or "-inf"), count,
+# prefix of model keys. Returns score, fields, score, fields, ... Model keys
+# are derived inside the script, which is fine on a single Redis server (not
+# on Redis Cluster, see docs/stores-redis.md).
+READ_CHUNK_SCRIPT = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local out = {}
+for i = 1, #ids, 2 do
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = redis.call('HGETALL', ARGV[3] .. ids[i])
+end
+return out
+"""
+
+# The errors that mean "Redis cannot be reached or cannot serve right now",
+# which a client may retry; anything else is a bug or a misconfiguration.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+)
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for log lines and error messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
+    """A client for ``url`` that gives up quickly when Redis is down.
+
+    redis-py's default retries for several seconds; a sync should rather
+    answer Unavailable soon, and the next sync reconnects by itself.
+    """
+    try:
+        return redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            health_check_interval=30,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"Cannot use Redis URL {redacted(url)!r}: {exc}") from None
+
+
+def _model_from_fields(fields: Any) -> dict[str, Any]:
+    """A model from HGETALL: a flat [field, value, ...] list or a dict."""
+    if isinstance(fields, dict):
+        return {field.decode(): json.loads(value) for field, value in fields.items()}
+    pairs = zip(fields[::2], fields[1::2], strict=True)
+    return {field.decode(): json.loads(value) for field, value in pairs}
+
+
+class RedisStore:
+    """A store keeping a backend's models in Redis; see the module docstring for the keys."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        id_attribute: str = "id",
+        max_limit: int | None = None,
+        backend: str = "",
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.id_attribute = id_attribute
+        self.max_limit = max_limit
+        self.backend = backend
+        self.ids_key = f"{prefix}:ids"
+        self.seq_key = f"{prefix}:seq"
+        self.model_prefix = f"{prefix}:model:"
+        self._create = client.register_script(CREATE)
+        self._update = client.register_script(UPDATE)
+        self._patch = client.register_script(PATCH)
+        self._delete = client.register_script(DELETE)
+        self._read_chunk = client.register_script(READ_CHUNK_SCRIPT)
+
+    def __repr__(self) -> str:
+        return f"<RedisStore prefix={self.prefix!r}>"
+
+    def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
+        handler = getattr(self, req.method)
+        try:
+            result = handler(req)
+        except UNAVAILABLE_ERRORS as exc:
+            # The redis-py message names host and port; keep it in the log.
+            log.warning("redis store of %r is unavailable: %s", self.backend or self.prefix, exc)
+            raise Unavailable(
+                f"The store of {self.backend or 'this backend'!r} is unavailable; try again later"
+            ) from exc
+        res.end(result)
+
+    # -- keys and values -----------------------------------------------------
+
+    def _member(self, model_id: Any) -> str:
+        check_id(model_id, self.id_attribute)
+        return json.dumps(model_id)
+
+    def _key(self, member: str) -> str:
+        return self.model_prefix + member
+
+    def _required_member(self, req: Request) -> str:
+        if req.model_id is None:
+            raise BadRequest(f"{req.method} needs the model's {self.id_attribute}")
+        return self._member(req.model_id)
+
+    @staticmethod
+    def _pairs(model: dict[str, Any]) -> list[str]:
+        pairs: list[str] = []
+        for name, value in model.items():
+            if not isinstance(name, str):
+                raise BadRequest(f"Attribute names must be strings, got {name!r}")
+            pairs += (name, jsonutil.dumps(value))
+        return pairs
+
+    # -- the five methods ----------------------------------------------------
+
+    def create(self, req: Request) -> dict[str, Any]:
+        model = dict(req.model)
+        if model.get(self.id_attribute) is None:
+            model[self.id_attribute] = new_id()
+        model_id = model[self.id_attribute]
+        member = self._member(model_id)
+        pairs = self._pairs(model)
+        created = self._create(
+            keys=[self._key(member), self.ids_key, self.seq_key], args=[member, *pairs]
+        )
+        if not created:
+            raise Conflict(f"{self.id_attribute} {model_id!r} already exists", id=model_id)
+        return json.loads(jsonutil.dumps(model))
+
+    def read(self, req: Request) -> Any:
+        if req.model_id is not None:
+            member = self._member(req.model_id)
+            fields = self.client.hgetall(self._key(member))
+            if not fields:
+                raise req.not_found()
+            return _model_from_fields(fields)
+        # Parse before touching Redis: a bad query costs no round trip.
+        query = Query.parse(req.query, max_limit=self.max_limit, id_attribute=self.id_attribute)
+        return self.answer(query)
+
+    def update(self, req: Request) -> dict[str, Any]:
+        member = self._required_member(req)
+        model = dict(req.model)
+        if not self._update(keys=[self._key(member)], args=self._pairs(model)):
+            raise req.not_found()
+        return json.loads(jsonutil.dumps(model))
+
+    def patch(self, req: Request) -> dict[str, Any]:
+        member = self._required_member(req)
+        fields = self._patch(keys=[self._key(member)], args=self._pairs(dict(req.model)))
+        if fields is None:
+            raise req.not_found()
+        return _model_from_fields(fields)
+
+    def delete(self, req: Request) -> dict[str, Any]:
+        member = self._required_member(req)
+        fields = self._delete(keys=[self._key(member), self.ids_key], args=[member])
+        if fields is None:
+            raise req.not_found()
+        return _model_from_fields(fields)
+
+    # -- listing -------------------------------------------------------------
+
+    def scan(self, chunk: int = READ_CHUNK) -> Iterator[dict[str, Any]]:
+        """Every model, oldest first, fetched ``chunk`` models per round trip.
+
+        Each chunk is consistent on its own; a model created while the scan
+        runs may or may not be listed, as with any read racing a write.
+        """
+        after = "-inf"
+        while True:
+            reply = self._read_chunk(keys=[self.ids_key], args=[after, chunk, self.model_prefix])
+            for fields in reply[1::2]:
+                # An id whose hash is gone (evicted under a maxmemory policy,
+                # or deleted by hand) is skipped rather than answered as {}.
+                if fields:
+                    yield _model_from_fields(fields)
+            if len(reply) < 2 * chunk:
+                return
+            after = "(" + reply[-2].decode()
+
+    def answer(self, query: Query) -> list[Any]:
+        """Evaluate ``query`` in Python over the models the scan fetches.
+
+        Without ``$sort`` the models are already in the answer's order
+        (creation order), so the scan stops as soon as ``$skip + $limit``
+        models matched; with ``$sort`` every model is fetched and decoded.
+        """
+        if query.sort:
+            return query.apply(self.scan())
+        end = None if query.limit is None else query.skip + query.limit
+        found: list[dict[str, Any]] = []
+        if end != 0:
+            chunk = READ_CHUNK if end is None or query.where.conditions else min(end, READ_CHUNK)
+            for model in self.scan(chunk=chunk):
+                if query.matches(model):
+                    found.append(model)
+                    if end is not None and len(found) >= end:
+                        break
+        return [query.project(m) for m in found[query.skip : end]]
+
+    def count(self) -> int:
+        return int(self.client.zcard(self.ids_key))
+
+    def clear(self) -> None:
+        """Delete every model of this store (for tests and resets)."""
+        members = self.client.zrange(self.ids_key, 0, -1)
+        keys = [self.model_prefix + m.decode() for m in members]
+        for start in range(0, len(keys), 1000):
+            self.client.delete(*keys[start : start + 1000])
+        self.client.delete(self.ids_key, self.seq_key)
+
+
+def make_store(
+    url: str = DEFAULT_URL,
+    *,
+    prefix: str | None = None,
+    id_attribute: str = "id",
+    max_limit: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    backend: str = "",
+) -> RedisStore:
+    """A redis store for ``backend.use(...)``; ``prefix`` defaults to ``backboneio:<backend>``."""
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"The redis store's url must be a redis:// URL, got {url!r}")
+    if prefix is None:
+        prefix = f"backboneio:{backend}" if backend else "backboneio"
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigurationError(
+            f"The redis store's prefix must be a non-empty string, got {prefix!r}"
+        )
+    if max_limit is not None and (
+        isinstance(max_limit, bool) or not isinstance(max_limit, int) or max_limit < 1
+    ):
+        raise ConfigurationError(f"max_limit must be None or a positive integer, got {max_limit!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    client = connect(url, timeout=float(timeout))
+    return RedisStore(
+        client, prefix=prefix, id_attribute=id_attribute, max_limit=max_limit, backend=backend
+    )
