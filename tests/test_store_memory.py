@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +46,48 @@ def test_bench_filtered_read_refuses_a_wrong_answer() -> None:
 
     with pytest.raises(AssertionError, match="answered the benchmark query wrongly"):
         filtered_read(Unsorted, rows=200, reads=1)
+
+
+def test_the_suite_imports_without_side_effects_and_the_core_without_pytest() -> None:
+    code = (
+        "import sys, backboneio\n"
+        "assert 'pytest' not in sys.modules, 'the core must not need pytest'\n"
+        "from backboneio.testing import bench, conformance, data\n"
+        "mods = (bench, conformance, data)\n"
+        "hooks = [n for m in mods for n in vars(m) if n.startswith('pytest_')]\n"
+        "assert not hooks, hooks\n"
+    )
+    cmd = [sys.executable, "-W", "error", "-c", code]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_subclass_without_make_store_fails_with_instructions(tmp_path: Path) -> None:
+    (tmp_path / "test_forgot.py").write_text(
+        "from backboneio.testing import StoreConformance\n\n\n"
+        "class TestForgot(StoreConformance):\n"
+        "    pass\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "test_read_one",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stdout
+    assert "TestForgot must define a make_store fixture" in done.stdout
+    # StoreConformance itself is not collected: only the subclass's tests ran.
+    assert "1 error" in done.stdout or "1 failed" in done.stdout, done.stdout
 
 
 # -- over the network ---------------------------------------------------------
