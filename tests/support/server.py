@@ -134,5 +134,6 @@ class ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
+        # The settings directory stays until garbage collection, so the same
+        # ServerProcess can be entered again.
         self.stop()
-        self._dir.cleanup()
