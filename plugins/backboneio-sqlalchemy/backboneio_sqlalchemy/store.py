@@ -1,0 +1,267 @@
+"""The ``sqlalchemy`` store: the five sync methods as SQL, one transaction each."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from backboneio.backend import Request, Response
+from backboneio.errors import (
+    BadRequest,
+    ConfigurationError,
+    Conflict,
+    SyncError,
+    Unavailable,
+)
+from backboneio.query import Query
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection
+
+from .database import Database, is_unavailable
+from .tables import ColumnTable, DocumentTable
+
+log = logging.getLogger("backboneio.sqlalchemy")
+Table = DocumentTable | ColumnTable
+
+
+class SQLAlchemyStore:
+    """A store middleware keeping one backend's models in one SQL table.
+
+    Build it with :func:`backboneio_sqlalchemy.store` or through settings
+    (``{"store": "sqlalchemy", "url": ...}``). ``table`` is a
+    :class:`DocumentTable` or a :class:`ColumnTable`; it is created or
+    checked on the first request that reaches the database, so a server can
+    start while its database is still coming up.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        table: Table | Callable[[Connection], Table],
+        *,
+        backend: str = "",
+        id_attribute: str = "id",
+        max_limit: int | None = None,
+    ) -> None:
+        if max_limit is not None and (
+            isinstance(max_limit, bool) or not isinstance(max_limit, int) or max_limit < 1
+        ):
+            raise ConfigurationError(
+                f"max_limit must be a positive integer or None, got {max_limit!r}"
+            )
+        self.database = database
+        self.backend = backend
+        self.id_attribute = id_attribute
+        self.max_limit = max_limit
+        self._table_source = table
+        self._table: Table | None = None if callable(table) else table
+        self._prepared = False
+
+    def __repr__(self) -> str:
+        name = self._table.name if self._table is not None else "?"
+        return f"<SQLAlchemyStore {self.backend!r} table {name!r} on {self.database!r}>"
+
+    # -- middleware -----------------------------------------------------------
+
+    def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
+        handler = getattr(self, f"_{req.method}")
+        try:
+            self._prepare()
+            result = handler(req)
+        except SyncError:
+            raise
+        except exc.SQLAlchemyError as error:
+            raise self._public(error, req) from error
+        res.end(result)
+
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+
+        def prepare(conn: Connection) -> None:
+            table = self._table
+            if table is None:
+                table = self._table_source(conn)  # type: ignore[operator]
+            table.prepare(conn)
+            self._table = table
+
+        # DDL takes SQLite's write lock; on PostgreSQL two servers may race to
+        # create the table, and the loser's error is only "it exists now".
+        try:
+            self.database.run(prepare, write=True)
+        except exc.IntegrityError:
+            self.database.run(prepare, write=True)
+        except exc.ProgrammingError as error:
+            if "already exists" not in str(error.orig):
+                raise
+            self.database.run(prepare, write=True)
+        self._prepared = True
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            self._prepare()
+        assert self._table is not None
+        return self._table
+
+    def _public(self, error: exc.SQLAlchemyError, req: Request) -> Exception:
+        """A database error as what the client may see: no SQL, URL or password."""
+        where = f"backend {self.backend!r}" if self.backend else "this backend"
+        if isinstance(error, exc.DBAPIError) and is_unavailable(error, self.database):
+            log.warning("database of %s unavailable: %s", where, error.orig)
+            return Unavailable(f"The database of {where} is unavailable; try again later")
+        if isinstance(error, exc.TimeoutError):
+            log.warning("database of %s: no free connection in the pool: %s", where, error)
+            return Unavailable(f"The database of {where} is busy; try again later")
+        if isinstance(error, (exc.DataError, exc.IntegrityError)):
+            log.info("database of %s refused a %s: %s", where, req.method, error.orig)
+            return BadRequest(
+                f"The database refused this {req.method}: a value does not fit its column "
+                "or breaks a constraint of the table"
+            )
+        if isinstance(error, exc.StatementError) and isinstance(
+            error.orig, (ValueError, TypeError)
+        ):
+            return BadRequest(f"The database cannot hold a value of this {req.method}")
+        return error  # logged by the server; the client gets a ServerError
+
+    # -- the five methods -------------------------------------------------------
+
+    def _get_id(self, req: Request) -> Any:
+        model_id = req.model_id
+        if model_id is None:
+            raise BadRequest(f"{req.method} needs the model's {self.id_attribute}")
+        return model_id
+
+    def _fetch_one(self, conn: Connection, req: Request, *, lock: bool = False) -> Any:
+        table = self.table
+        stmt = sa.select(*table.selected).where(table.where_id(self._get_id(req)))
+        if lock and self.database.is_postgresql:
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise req.not_found()
+        return table.model_of(row)
+
+    def _create(self, req: Request) -> dict[str, Any]:
+        table = self.table
+        model = copy.deepcopy(req.model)
+        values = table.row_for(model)
+
+        def create(conn: Connection) -> dict[str, Any]:
+            insert = sa.insert(table.table).values(values)
+            if isinstance(table, ColumnTable) and table.id_attribute not in model:
+                new_id = conn.execute(insert.returning(table.id_column)).scalar_one()
+                model[table.id_attribute] = new_id
+                return model
+            conn.execute(insert)
+            return model
+
+        try:
+            return self.database.run(create, write=True)
+        except exc.IntegrityError as error:
+            model_id = model.get(self.id_attribute)
+            if model_id is not None and self._exists(model_id):
+                raise Conflict(
+                    f"{self.id_attribute} {model_id!r} already exists", id=model_id
+                ) from error
+            raise
+
+    def _exists(self, model_id: Any) -> bool:
+        table = self.table
+
+        def exists(conn: Connection) -> bool:
+            stmt = sa.select(sa.literal(1)).select_from(table.table)
+            return conn.execute(stmt.where(table.where_id(model_id))).first() is not None
+
+        return self.database.run(exists, write=False)
+
+    def _read(self, req: Request) -> Any:
+        if req.model_id is not None:
+            return self.database.run(lambda conn: self._fetch_one(conn, req), write=False)
+        query = Query.parse(req.query, max_limit=self.max_limit, id_attribute=self.id_attribute)
+        return self.database.run(lambda conn: self._query(conn, query), write=False)
+
+    def _query(self, conn: Connection, query: Query) -> list[Any]:
+        table = self.table
+        plan = table.translator.plan(query)
+        stmt = sa.select(*table.selected)
+        if plan.where is not None:
+            stmt = stmt.where(plan.where)
+        if not plan.exact:
+            # The documented fallback: SQL narrowed the rows as far as it could.
+            stmt = stmt.order_by(*table.default_order)
+            return query.apply(table.model_of(row) for row in conn.execute(stmt))
+        stmt = stmt.order_by(*(plan.order_by or table.default_order))
+        if query.skip:
+            stmt = stmt.offset(query.skip)
+        if query.limit is not None:
+            stmt = stmt.limit(query.limit)
+        return [query.project(table.model_of(row)) for row in conn.execute(stmt)]
+
+    def _update(self, req: Request) -> dict[str, Any]:
+        table = self.table
+        model_id = self._get_id(req)
+        model = copy.deepcopy(req.model)
+        where = table.where_id(model_id)
+        if isinstance(table, ColumnTable):
+            values = table.values_for_replace(model)
+        else:
+            values = table.values_for_update(model)
+
+        def update(conn: Connection) -> dict[str, Any]:
+            if not values:  # nothing but the id: the row must still exist
+                return self._fetch_one(conn, req)
+            stmt = sa.update(table.table).where(where).values(values)
+            stmt = stmt.returning(*table.selected)
+            row = conn.execute(stmt).first()
+            if row is None:
+                raise req.not_found()
+            return table.model_of(row) if isinstance(table, ColumnTable) else model
+
+        return self.database.run(update, write=True)
+
+    def _patch(self, req: Request) -> dict[str, Any]:
+        table = self.table
+        self._get_id(req)
+        changes = copy.deepcopy(req.model)
+        if isinstance(table, ColumnTable):
+            values = table.values_for_update(changes)
+        else:
+            table.values_for_update(changes)  # refuse what the body cannot hold
+
+        def patch(conn: Connection) -> dict[str, Any]:
+            # A write transaction (BEGIN IMMEDIATE on SQLite, FOR UPDATE on
+            # PostgreSQL): concurrent patches of one model all survive.
+            current = self._fetch_one(conn, req, lock=True)
+            if isinstance(table, ColumnTable):
+                if values:
+                    conn.execute(
+                        sa.update(table.table).where(table.where_id(req.model_id)).values(values)
+                    )
+                return {**current, **{k: v for k, v in changes.items()}}
+            merged = {**current, **changes}
+            conn.execute(
+                sa.update(table.table)
+                .where(table.where_id(req.model_id))
+                .values(table.values_for_update(merged))
+            )
+            return merged
+
+        return self.database.run(patch, write=True)
+
+    def _delete(self, req: Request) -> dict[str, Any]:
+        table = self.table
+        where = table.where_id(self._get_id(req))
+
+        def delete(conn: Connection) -> dict[str, Any]:
+            stmt = sa.delete(table.table).where(where).returning(*table.selected)
+            row = conn.execute(stmt).first()
+            if row is None:
+                raise req.not_found()
+            return table.model_of(row)
+
+        return self.database.run(delete, write=True)
