@@ -211,7 +211,7 @@ class Query:
             sort=_parse_sort(data.get("$sort")),
             limit=limit,
             skip=skip,
-            select=_parse_select(data.get("$select"), "$select" in data),
+            select=_parse_select(data.get("$select")),
             id_attribute=id_attribute,
         )
 
@@ -431,8 +431,8 @@ def _parse_sort(value: Any) -> tuple[SortKey, ...]:
     return tuple(keys)
 
 
-def _parse_select(value: Any, given: bool) -> tuple[str, ...] | None:
-    if not given:
+def _parse_select(value: Any) -> tuple[str, ...] | None:
+    if value is None:
         return None
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise BadRequest(
