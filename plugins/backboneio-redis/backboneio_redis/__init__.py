@@ -16,31 +16,63 @@ needed. docs/stores-redis.md has the data layout, options and costs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from backboneio import hookimpl
 from backboneio.errors import ConfigurationError
 from backboneio.settings import Settings
 from backboneio.stores import StoreConfig
 
-from .store import DEFAULT_TIMEOUT, DEFAULT_URL, RedisStore, connect, make_store, redacted
+from .store import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    UNAVAILABLE_ERRORS,
+    RedisStore,
+    connect,
+    make_store,
+    redacted,
+)
 
 __all__ = ["RedisStore", "connect", "make_store", "redacted"]
 
 DEFAULT_MANAGER_CHANNEL = "backboneio"
+log = logging.getLogger("backboneio.redis")
 
 
 def store_from_config(config: StoreConfig) -> RedisStore:
+    """The factory ``BACKENDS[...] = {"store": "redis", ...}`` runs at start-up.
+
+    Wrong credentials stop start-up; an unreachable Redis only warns, since
+    the store reconnects by itself and answers Unavailable until then.
+    """
     options = config.options
-    return make_store(
-        options.get("url", DEFAULT_URL),
+    url = options.get("url", DEFAULT_URL)
+    store = make_store(
+        url,
         prefix=options.get("prefix"),
         id_attribute=config.id_attribute,
         max_limit=options.get("max_limit"),
         timeout=options.get("timeout", DEFAULT_TIMEOUT),
         backend=config.backend,
     )
+    try:
+        store.client.ping()
+    except redis.exceptions.AuthenticationError as exc:
+        raise ConfigurationError(
+            f"BACKENDS[{config.backend!r}]: Redis at {redacted(url)} refused to log in: {exc}"
+        ) from None
+    except UNAVAILABLE_ERRORS as exc:
+        log.warning(
+            "BACKENDS[%r]: Redis at %s is unreachable (%s); its syncs answer Unavailable "
+            "until it is back",
+            config.backend,
+            redacted(url),
+            exc,
+        )
+    return store
 
 
 @hookimpl

@@ -42,18 +42,31 @@ DEFAULT_TIMEOUT = 5.0
 # Models fetched per round trip when a read lists the collection; each chunk
 # is one short script, so other clients' commands run between chunks.
 READ_CHUNK = 500
-# Field/value pairs per HSET inside a script: Lua's unpack() has a stack limit.
-_HSET_BATCH = """
+
+# Helpers every script starts with. hset_pairs: HSET in batches, because
+# Lua's unpack() has a stack limit. model_json: a model as one JSON object
+# text, built from the hash's already-JSON values, so Python decodes a whole
+# model (or a whole chunk of them) with one json.loads. cjson only ever
+# encodes the field names, which are strings; it never touches the values,
+# whose numbers it would round.
+_LUA_HELPERS = """
 local function hset_pairs(key, first)
   for i = first, #ARGV, 200 do
     redis.call('HSET', key, unpack(ARGV, i, math.min(i + 199, #ARGV)))
   end
 end
+local function model_json(fields)
+  local parts = {}
+  for i = 1, #fields, 2 do
+    parts[#parts + 1] = cjson.encode(fields[i]) .. ':' .. fields[i + 1]
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
 """
 
 # KEYS: model hash, ids zset, seq counter. ARGV: id member, then field/value pairs.
 CREATE = (
-    _HSET_BATCH
+    _LUA_HELPERS
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 hset_pairs(KEYS[1], 2)
@@ -64,7 +77,7 @@ return 1
 
 # KEYS: model hash. ARGV: field/value pairs of the whole new model.
 UPDATE = (
-    _HSET_BATCH
+    _LUA_HELPERS
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('DEL', KEYS[1])
@@ -75,36 +88,54 @@ return 1
 
 # KEYS: model hash. ARGV: field/value pairs to merge. Returns the merged model.
 PATCH = (
-    _HSET_BATCH
+    _LUA_HELPERS
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 hset_pairs(KEYS[1], 1)
-return redis.call('HGETALL', KEYS[1])
+return model_json(redis.call('HGETALL', KEYS[1]))
 """
 )
 
 # KEYS: model hash, ids zset. ARGV: id member. Returns the deleted model.
-DELETE = """
-local model = redis.call('HGETALL', KEYS[1])
-if #model == 0 then return false end
+DELETE = (
+    _LUA_HELPERS
+    + """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-return model
+return model_json(fields)
 """
+)
 
-# KEYS: ids zset. ARGV: lowest score (exclusive form "(n" or "-inf"), count,
-# prefix of model keys. Returns score, fields, score, fields, ... Model keys
-# are derived inside the script, which is fine on a single Redis server (not
-# on Redis Cluster, see docs/stores-redis.md).
-READ_CHUNK_SCRIPT = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local out = {}
-for i = 1, #ids, 2 do
-  out[#out + 1] = ids[i + 1]
-  out[#out + 1] = redis.call('HGETALL', ARGV[3] .. ids[i])
-end
-return out
+# KEYS: model hash. Returns the model, or nil.
+READ_ONE = (
+    _LUA_HELPERS
+    + """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+return model_json(fields)
 """
+)
+
+# KEYS: ids zset. ARGV: lowest score (exclusive form "(n", or "-inf"), count,
+# prefix of model keys. Returns {ids scanned, last score, JSON array of the
+# models}. Model keys are derived inside the script, which is fine on one
+# Redis server but not on Redis Cluster (see docs/stores-redis.md).
+READ_CHUNK_SCRIPT = (
+    _LUA_HELPERS
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local models = {}
+for i = 1, #ids, 2 do
+  local fields = redis.call('HGETALL', ARGV[3] .. ids[i])
+  -- An id whose hash is gone (evicted under a maxmemory policy, or deleted
+  -- by hand) is skipped rather than answered as {}.
+  if #fields > 0 then models[#models + 1] = model_json(fields) end
+end
+return {#ids / 2, ids[#ids] or '', '[' .. table.concat(models, ',') .. ']'}
+"""
+)
 
 # The errors that mean "Redis cannot be reached or cannot serve right now",
 # which a client may retry; anything else is a bug or a misconfiguration.
@@ -148,14 +179,6 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
         raise ConfigurationError(f"Cannot use Redis URL {redacted(url)!r}: {exc}") from None
 
 
-def _model_from_fields(fields: Any) -> dict[str, Any]:
-    """A model from HGETALL: a flat [field, value, ...] list or a dict."""
-    if isinstance(fields, dict):
-        return {field.decode(): json.loads(value) for field, value in fields.items()}
-    pairs = zip(fields[::2], fields[1::2], strict=True)
-    return {field.decode(): json.loads(value) for field, value in pairs}
-
-
 class RedisStore:
     """A store keeping a backend's models in Redis; see the module docstring for the keys."""
 
@@ -180,6 +203,7 @@ class RedisStore:
         self._update = client.register_script(UPDATE)
         self._patch = client.register_script(PATCH)
         self._delete = client.register_script(DELETE)
+        self._read_one = client.register_script(READ_ONE)
         self._read_chunk = client.register_script(READ_CHUNK_SCRIPT)
 
     def __repr__(self) -> str:
@@ -217,6 +241,13 @@ class RedisStore:
         for name, value in model.items():
             if not isinstance(name, str):
                 raise BadRequest(f"Attribute names must be strings, got {name!r}")
+            try:
+                name.encode()
+            except UnicodeEncodeError:
+                # JSON can carry a lone surrogate ("\ud800"); Redis holds bytes.
+                raise BadRequest(
+                    f"Attribute name {name!r} is not valid Unicode text", field=name
+                ) from None
             pairs += (name, jsonutil.dumps(value))
         return pairs
 
@@ -239,10 +270,10 @@ class RedisStore:
     def read(self, req: Request) -> Any:
         if req.model_id is not None:
             member = self._member(req.model_id)
-            fields = self.client.hgetall(self._key(member))
-            if not fields:
+            found = self._read_one(keys=[self._key(member)])
+            if found is None:
                 raise req.not_found()
-            return _model_from_fields(fields)
+            return json.loads(found)
         # Parse before touching Redis: a bad query costs no round trip.
         query = Query.parse(req.query, max_limit=self.max_limit, id_attribute=self.id_attribute)
         return self.answer(query)
@@ -256,17 +287,17 @@ class RedisStore:
 
     def patch(self, req: Request) -> dict[str, Any]:
         member = self._required_member(req)
-        fields = self._patch(keys=[self._key(member)], args=self._pairs(dict(req.model)))
-        if fields is None:
+        merged = self._patch(keys=[self._key(member)], args=self._pairs(dict(req.model)))
+        if merged is None:
             raise req.not_found()
-        return _model_from_fields(fields)
+        return json.loads(merged)
 
     def delete(self, req: Request) -> dict[str, Any]:
         member = self._required_member(req)
-        fields = self._delete(keys=[self._key(member), self.ids_key], args=[member])
-        if fields is None:
+        deleted = self._delete(keys=[self._key(member), self.ids_key], args=[member])
+        if deleted is None:
             raise req.not_found()
-        return _model_from_fields(fields)
+        return json.loads(deleted)
 
     # -- listing -------------------------------------------------------------
 
@@ -278,15 +309,13 @@ class RedisStore:
         """
         after = "-inf"
         while True:
-            reply = self._read_chunk(keys=[self.ids_key], args=[after, chunk, self.model_prefix])
-            for fields in reply[1::2]:
-                # An id whose hash is gone (evicted under a maxmemory policy,
-                # or deleted by hand) is skipped rather than answered as {}.
-                if fields:
-                    yield _model_from_fields(fields)
-            if len(reply) < 2 * chunk:
+            scanned, last, models = self._read_chunk(
+                keys=[self.ids_key], args=[after, chunk, self.model_prefix]
+            )
+            yield from json.loads(models)
+            if scanned < chunk:
                 return
-            after = "(" + reply[-2].decode()
+            after = "(" + last.decode()
 
     def answer(self, query: Query) -> list[Any]:
         """Evaluate ``query`` in Python over the models the scan fetches.

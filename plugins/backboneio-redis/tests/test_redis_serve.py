@@ -195,3 +195,27 @@ def test_without_a_manager_url_processes_stay_apart(redis_server: Any) -> None:
         assert bob.heard_nothing(wait=1.0)
         # ...although they share the store.
         assert bob.ok("read", {"id": created["id"]}) == created
+
+
+def test_serve_starts_while_redis_is_down_and_serves_once_it_is_up(
+    own_redis_server: Any,
+) -> None:
+    own_redis_server.stop()
+    with ServerProcess(settings_for(own_redis_server.url)) as srv:
+        assert "is unreachable" in srv.log and own_redis_server.password not in srv.log
+        with BackendClient(srv.url, "messages") as alice:
+            error, _ = alice.sync("create", {"id": 1})
+            assert error["error"]["name"] == "Unavailable"
+            own_redis_server.start()
+            assert alice.ok("create", {"id": 1}) == {"id": 1}
+
+
+def test_a_wrong_redis_password_stops_start_up_without_showing_it(
+    own_redis_server: Any,
+) -> None:
+    url = f"redis://:not-the-password@127.0.0.1:{own_redis_server.port}/0"
+    with pytest.raises(RuntimeError) as caught, ServerProcess(settings_for(url)):
+        pass
+    message = str(caught.value)
+    assert "refused to log in" in message and "messages" in message
+    assert "not-the-password" not in message

@@ -46,6 +46,42 @@ def test_values_come_back_as_json_types(redis_store: RedisStore) -> None:
     assert call(redis_store, "read", {"id": 7}) == model
 
 
+ODD_NAMES = [
+    "",
+    'quote"d',
+    "back\\slash",
+    "/slash",
+    "tab\tnew\nline",
+    "nul\x00",
+    "\u2028",
+    "ünï😀",
+    "\x7f",
+    "{}",
+    "[1]",
+    "123",
+]
+
+
+def test_attribute_names_of_any_text_round_trip(redis_store: RedisStore) -> None:
+    # The store writes names into JSON inside Redis (model_json); escaping
+    # must be exact for every one of them, including in lists and patches.
+    model = {"id": "odd", **{name: name for name in ODD_NAMES}}
+    assert call(redis_store, "create", model) == model
+    assert call(redis_store, "read", {"id": "odd"}) == model
+    assert call(redis_store, "read") == [model]
+    patch = {"id": "odd", **{name: [name] for name in ODD_NAMES}}
+    assert call(redis_store, "patch", patch) == patch
+    assert call(redis_store, "delete", {"id": "odd"}) == patch
+
+
+def test_an_attribute_name_that_is_not_unicode_text_is_refused(redis_store: RedisStore) -> None:
+    with pytest.raises(BadRequest, match="not valid Unicode text"):
+        call(redis_store, "create", {"id": 1, "\ud800": 1})
+    assert redis_store.count() == 0
+    # In a value it is only data, escaped in the stored JSON.
+    assert call(redis_store, "create", {"id": 2, "v": "\ud800"}) == {"id": 2, "v": "\ud800"}
+
+
 def test_integer_and_string_ids_are_different_models(redis_store: RedisStore) -> None:
     call(redis_store, "create", {"id": 1, "kind": "int"})
     call(redis_store, "create", {"id": "1", "kind": "str"})
