@@ -82,7 +82,7 @@ PAGE = """<!doctype html>
     }});
   }}
   messages.on('add remove change reset sync', render);
-  messages.bindBackend && messages.bindBackend();
+  messages.bindBackend();
   messages.fetch();
   document.getElementById('send').addEventListener('submit', function (e) {{
     e.preventDefault();
