@@ -153,10 +153,9 @@ class SQLAlchemyStore:
 
         def create(conn: Connection) -> dict[str, Any]:
             insert = sa.insert(table.table).values(values)
-            if isinstance(table, ColumnTable) and table.id_attribute not in model:
-                new_id = conn.execute(insert.returning(table.id_column)).scalar_one()
-                model[table.id_attribute] = new_id
-                return model
+            if isinstance(table, ColumnTable):
+                # The row as stored: database-assigned id, column defaults.
+                return table.model_of(conn.execute(insert.returning(*table.selected)).one())
             conn.execute(insert)
             return model
 
@@ -238,11 +237,10 @@ class SQLAlchemyStore:
             # PostgreSQL): concurrent patches of one model all survive.
             current = self._fetch_one(conn, req, lock=True)
             if isinstance(table, ColumnTable):
-                if values:
-                    conn.execute(
-                        sa.update(table.table).where(table.where_id(req.model_id)).values(values)
-                    )
-                return {**current, **{k: v for k, v in changes.items()}}
+                if not values:
+                    return current
+                stmt = sa.update(table.table).where(table.where_id(req.model_id)).values(values)
+                return table.model_of(conn.execute(stmt.returning(*table.selected)).one())
             merged = {**current, **changes}
             conn.execute(
                 sa.update(table.table)

@@ -131,6 +131,11 @@ class ColumnTable:
             and id_column is table.autoincrement_column
         )
 
+    @property
+    def generated_ids_fit(self) -> bool:
+        length = getattr(self.id_column.type, "length", None)
+        return length is None or length >= len(new_id())
+
     def prepare(self, conn: Connection) -> None:
         if not sa.inspect(conn).has_table(self.table.name, schema=self.table.schema):
             raise ConfigurationError(
@@ -197,7 +202,7 @@ class ColumnTable:
         if model.get(self.id_attribute) is None:
             if self.database_assigns_ids:
                 model.pop(self.id_attribute, None)
-            elif self.id_kind == "string":
+            elif self.id_kind == "string" and self.generated_ids_fit:
                 model[self.id_attribute] = new_id()
             else:
                 raise BadRequest(f"create needs the model's {self.id_attribute}")

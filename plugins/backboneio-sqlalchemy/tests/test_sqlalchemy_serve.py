@@ -175,9 +175,10 @@ def test_postgres_going_away_is_unavailable_and_the_store_recovers(postgres: Any
     table = f"down_{uuid.uuid4().hex[:8]}"
     settings = settings_for({"notes": {"store": "sqlalchemy", "url": url, "table": table}})
     with ServerProcess(settings) as server:
-        with BackendClient(server.url, "notes") as writer, BackendClient(
-            server.url, "notes"
-        ) as watcher:
+        with (
+            BackendClient(server.url, "notes") as writer,
+            BackendClient(server.url, "notes") as watcher,
+        ):
             watcher.listen()
             writer.ok("create", {"id": "before", "n": 1})
             assert watcher.next_synced()[0] == "create"
@@ -198,3 +199,86 @@ def test_postgres_going_away_is_unavailable_and_the_store_recovers(postgres: Any
             assert watcher.next_synced()[0] == "create"
             assert [m["id"] for m in writer.ok("read")] == ["before", "after"]
         assert password not in server.log
+
+
+# -- bad input over the wire ------------------------------------------------------
+
+TASKS_SETTINGS = """
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+_URL = {url!r}
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+    done: Mapped[bool] = mapped_column(default=False)
+
+
+engine = sa.create_engine(_URL)
+Base.metadata.create_all(engine)
+engine.dispose()
+
+BACKENDS = {{
+    "tasks": {{"store": "sqlalchemy", "url": _URL, "model": __name__ + ".Task"}},
+    "notes": {{"store": "sqlalchemy", "url": _URL}},
+}}
+"""
+
+
+def assert_refused(client: BackendClient, method: str, model: Any, *words: str) -> None:
+    error, result = client.sync(method, model)
+    assert result is None and error is not None, (method, model)
+    assert error["error"]["name"] == "BadRequest", error
+    for word in words:
+        assert word in error["error"]["message"], error
+
+
+def test_bad_input_is_refused_writes_nothing_and_tells_no_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    with (
+        ServerProcess(TASKS_SETTINGS.format(url=url)) as server,
+        BackendClient(server.url, "tasks") as alice,
+        BackendClient(server.url, "tasks") as bob,
+        BackendClient(server.url, "notes") as notes,
+    ):
+        bob.listen()
+        kept = alice.ok("create", {"title": "kept"})
+        assert bob.next_synced() == ("create", kept)
+        assert_refused(alice, "create", {"title": "x", "colour": "red"}, "colour")
+        assert_refused(alice, "create", {"title": 5}, "title must be a string")
+        assert_refused(alice, "update", {"id": "one", "title": "y"}, "id must be an integer")
+        assert_refused(alice, "patch", {"id": kept["id"], "owner": "me"}, "owner")
+        assert_refused(notes, "create", {"id": 1.5}, "id must be")
+        assert_refused(notes, "create", {"id": ["a"]}, "id must be")
+        error, _ = notes.sync("read", {}, {"data": {"n": {"$regex": "x"}}})
+        assert error["error"]["name"] == "BadRequest" and "$regex" in error["error"]["message"]
+        assert alice.ok("read", {}, {"data": {"colour": "red"}}) == []
+        assert alice.ok("read") == [kept]
+        assert notes.ok("read") == []
+        assert bob.heard_nothing()
+        # and the server goes on serving
+        assert alice.ok("patch", {"id": kept["id"], "done": True})["done"] is True
+        assert bob.next_synced()[0] == "patch"
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_what_jsonb_cannot_hold_over_the_wire(postgres: Any) -> None:
+    table = f"nul_{uuid.uuid4().hex[:8]}"
+    settings = settings_for({"notes": {"store": "sqlalchemy", "url": postgres.url, "table": table}})
+    with (
+        ServerProcess(settings) as server,
+        BackendClient(server.url, "notes") as alice,
+        BackendClient(server.url, "notes") as bob,
+    ):
+        bob.listen()
+        assert_refused(alice, "create", {"id": "a", "k\u0000": 1}, "NUL")
+        assert_refused(alice, "create", {"id": "a", "v": "x\u0000y"}, "NUL")
+        assert alice.ok("read") == []
+        assert bob.heard_nothing()

@@ -1,0 +1,288 @@
+"""Existing tables and ORM models, bad input, and queries answered in SQL."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from backboneio.errors import BadRequest, ConfigurationError, Conflict, NotFound
+from backboneio.query import Query
+from backboneio.testing import StoreClient, data
+from backboneio_sqlalchemy import store
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tables.sqlite3'}"
+    return request.getfixturevalue("postgres").url
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def make_task_model(table: str) -> type[Any]:
+    class Base(DeclarativeBase):
+        pass
+
+    class Task(Base):
+        __tablename__ = table
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(sa.String(40))
+        done: Mapped[bool] = mapped_column(default=False)
+        priority: Mapped[int | None]
+        due: Mapped[sa.DateTime | None] = mapped_column(sa.DateTime, nullable=True)
+
+    return Task
+
+
+@pytest.fixture
+def tasks(url: str) -> StoreClient:
+    """A store on an ORM model's table, created the way an application would."""
+    model = make_task_model(unique("tasks"))
+    engine = sa.create_engine(url)
+    model.metadata.create_all(engine)
+    engine.dispose()
+    return StoreClient(store(url, model=model))
+
+
+def rows(url: str, table: str) -> list[Any]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(f'SELECT * FROM "{table}"').all()
+    engine.dispose()
+    return found
+
+
+# -- an ORM model's table ------------------------------------------------------
+
+
+def test_the_database_numbers_new_rows(tasks: StoreClient) -> None:
+    first = tasks.create({"title": "write", "priority": 2})
+    second = tasks.create({"title": "test", "done": True})
+    assert isinstance(first["id"], int) and second["id"] == first["id"] + 1
+    assert tasks.read(first["id"]) == {
+        "id": first["id"],
+        "title": "write",
+        "done": False,
+        "priority": 2,
+        "due": None,
+    }
+
+
+def test_a_client_may_choose_the_integer_id(tasks: StoreClient) -> None:
+    assert tasks.create({"id": 7, "title": "seven"})["id"] == 7
+    with pytest.raises(Conflict):
+        tasks.create({"id": 7, "title": "again"})
+    assert [t["title"] for t in tasks.read()] == ["seven"]
+
+
+def test_columns_answer_queries_sorts_and_selects(tasks: StoreClient) -> None:
+    for n, (title, done, priority) in enumerate(
+        [("a", False, 3), ("b", True, None), ("c", True, 1), ("d", False, 2)], start=1
+    ):
+        tasks.create({"id": n, "title": title, "done": done, "priority": priority})
+    assert tasks.ids({"done": True}) == [2, 3]
+    assert tasks.ids({"done": 1}) == []
+    assert tasks.ids({"priority": None}) == [2]
+    assert tasks.ids({"priority": {"$ne": 2}}) == [1, 2, 3]
+    assert tasks.ids({"priority": {"$gte": 2}}) == [1, 4]
+    assert tasks.ids({"priority": {"$gt": "1"}}) == []
+    assert tasks.ids({"title": {"$in": ["a", "d", "zz"]}}) == [1, 4]
+    assert tasks.ids({"title": {"$nin": ["a"]}, "done": False}) == [4]
+    assert tasks.ids({"$or": [{"title": "a"}, {"priority": 1}]}) == [1, 3]
+    assert tasks.ids({"$sort": {"priority": 1}}) == [2, 3, 4, 1]
+    assert tasks.ids({"$sort": {"priority": -1}, "$limit": 2, "$skip": 1}) == [4, 3]
+    assert tasks.ids({"$sort": {"done": -1, "title": -1}}) == [3, 2, 4, 1]
+    assert tasks.query({"$select": ["title"], "id": 3}) == [{"id": 3, "title": "c"}]
+
+
+def test_a_query_on_an_attribute_that_is_no_column_matches_nothing(tasks: StoreClient) -> None:
+    tasks.create({"title": "x"})
+    assert tasks.query({"colour": "red"}) == []
+    assert tasks.query({"colour": {"$ne": "red"}}) == []
+    assert tasks.query({"$or": [{"colour": None}, {"title": "x"}]})[0]["title"] == "x"
+    assert len(tasks.query({"$sort": {"colour": 1}})) == 1
+
+
+def test_dates_travel_as_iso_strings(tasks: StoreClient) -> None:
+    created = tasks.create({"title": "ship", "due": "2026-12-24T18:00:00"})
+    assert created["due"] == "2026-12-24T18:00:00"
+    assert tasks.read(created["id"])["due"] == "2026-12-24T18:00:00"
+    tasks.create({"title": "later", "due": "2027-01-02T00:00:00"})
+    assert [t["title"] for t in tasks.query({"due": {"$lt": "2027-01-01T00:00:00"}})] == ["ship"]
+    assert [t["title"] for t in tasks.query({"due": "2026-12-24T18:00:00"})] == ["ship"]
+    assert tasks.query({"due": "next tuesday"}) == []
+    with pytest.raises(BadRequest, match="ISO 8601"):
+        tasks.create({"title": "when?", "due": "next tuesday"})
+
+
+def test_patch_and_update_write_columns(tasks: StoreClient) -> None:
+    created = tasks.create({"title": "draft", "priority": 5})
+    patched = tasks.patch({"id": created["id"], "done": True})
+    assert patched == {**created, "done": True}
+    # update replaces the model: a nullable column it leaves out becomes null
+    updated = tasks.update({"id": created["id"], "title": "final", "done": False})
+    assert updated == {
+        "id": created["id"],
+        "title": "final",
+        "done": False,
+        "priority": None,
+        "due": None,
+    }
+    assert tasks.read(created["id"]) == updated
+    assert tasks.delete(created["id"]) == updated
+    with pytest.raises(NotFound):
+        tasks.read(created["id"])
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"title": "x", "colour": "red", "size": 3}, "Unknown attributes 'colour', 'size'"),
+        ({"title": 12}, "title must be a string"),
+        ({"title": "x" * 41}, "longer than 40"),
+        ({"title": "x", "done": "yes"}, "done must be true or false"),
+        ({"title": "x", "priority": 1.5}, "priority must be an integer"),
+        ({"title": "x", "priority": True}, "priority must be an integer"),
+        ({"title": None}, "title cannot be null"),
+        ({"id": "seven", "title": "x"}, "id must be an integer"),
+        ({"id": 2.5, "title": "x"}, "id must be a string or an integer"),
+    ],
+)
+def test_values_the_columns_cannot_hold_are_refused(
+    tasks: StoreClient, model: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(BadRequest, match=message):
+        tasks.create(model)
+    assert tasks.read() == []
+
+
+@pytest.mark.parametrize("method", ["read", "update", "patch", "delete"])
+def test_an_id_of_the_wrong_type_is_refused(tasks: StoreClient, method: str) -> None:
+    created = tasks.create({"title": "keep"})
+    with pytest.raises(BadRequest, match="id must be an integer"):
+        tasks.sync(method, {"id": "not-a-number", "title": "changed"})
+    assert tasks.read() == [created]
+
+
+def test_a_patch_with_an_unknown_attribute_writes_nothing(tasks: StoreClient) -> None:
+    created = tasks.create({"title": "keep"})
+    with pytest.raises(BadRequest, match="colour"):
+        tasks.patch({"id": created["id"], "title": "changed", "colour": "red"})
+    assert tasks.read(created["id"]) == created
+
+
+def test_reflect_uses_an_existing_tables_columns(url: str) -> None:
+    table = unique("legacy")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f'CREATE TABLE "{table}" (code VARCHAR(32) PRIMARY KEY, label TEXT NOT NULL, '
+            "qty INTEGER, price NUMERIC(8, 2))"
+        )
+        conn.exec_driver_sql(f"INSERT INTO \"{table}\" VALUES ('A1', 'apple', 3, 0.5)")
+    engine.dispose()
+    client = StoreClient(store(url, table, reflect=True, id_attribute="code"), id_attribute="code")
+    assert client.read("A1") == {"code": "A1", "label": "apple", "qty": 3, "price": 0.5}
+    created = client.create({"label": "pear", "qty": 1, "price": 2})
+    assert isinstance(created["code"], str)  # a string key gets a generated id
+    assert client.ids({"price": {"$gt": 1}}) == [created["code"]]
+    with pytest.raises(BadRequest, match="Unknown attribute 'colour'"):
+        client.create({"code": "B2", "label": "kiwi", "colour": "green"})
+    assert sorted(r[0] for r in rows(url, table)) == sorted(["A1", created["code"]])
+
+
+def test_reflect_of_a_missing_table_is_a_configuration_error(url: str) -> None:
+    client = StoreClient(store(url, unique("nothing_here"), reflect=True))
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        client.read()
+
+
+def test_a_document_table_name_taken_by_another_table_is_refused(url: str) -> None:
+    table = unique("taken")
+    run = sa.create_engine(url)
+    with run.begin() as conn:
+        conn.exec_driver_sql(f'CREATE TABLE "{table}" (name TEXT)')
+    run.dispose()
+    client = StoreClient(store(url, table))
+    with pytest.raises(ConfigurationError, match="'reflect': True"):
+        client.read()
+
+
+# -- document tables: bad input ---------------------------------------------------
+
+
+@pytest.fixture
+def documents(url: str) -> StoreClient:
+    return StoreClient(store(url, unique("docs")))
+
+
+def test_non_finite_numbers_are_refused(documents: StoreClient) -> None:
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(BadRequest, match="JSON cannot hold"):
+            documents.create({"id": "x", "v": {"deep": [bad]}})
+    assert documents.read() == []
+
+
+def test_postgres_refuses_nul_characters_before_writing(url: str, documents: StoreClient) -> None:
+    documents.create({"id": "ok", "v": 1})
+    for model in ({"id": "a", "k\x00ey": 1}, {"id": "a", "v": "nul\x00inside"}):
+        if url.startswith("sqlite"):
+            assert documents.create(dict(model)) == model  # SQLite's JSON text holds it
+            documents.delete("a")
+            continue
+        with pytest.raises(BadRequest, match="NUL"):
+            documents.create(model)
+        with pytest.raises(BadRequest, match="NUL"):
+            documents.patch({**model, "id": "ok"})
+    assert documents.read() == [{"id": "ok", "v": 1}]
+
+
+def test_keys_sqlite_paths_cannot_name_still_answer_queries(documents: StoreClient) -> None:
+    odd = ['say "hi"', "back\\slash", "tab\there"]
+    for n, key in enumerate(odd):
+        documents.create({"id": n, key: "yes", "n": n})
+    for n, key in enumerate(odd):
+        assert documents.ids({key: "yes"}) == [n]
+        assert documents.ids({key: {"$ne": "yes"}}) == []
+    assert documents.ids({"$sort": {odd[0]: -1, "n": -1}}) == [0, 2, 1]
+
+
+def test_integer_and_string_ids_stay_distinct(documents: StoreClient) -> None:
+    documents.create({"id": 1, "kind": "int"})
+    documents.create({"id": "1", "kind": "str"})
+    assert documents.read(1)["kind"] == "int"
+    assert documents.read("1")["kind"] == "str"
+    assert documents.ids({"$sort": {"kind": 1}}) == [1, "1"]
+    assert documents.ids({"id": 1}) == [1]
+
+
+# -- queries are SQL, not Python ---------------------------------------------------
+
+
+@pytest.mark.parametrize("postgresql", [False, True], ids=["sqlite", "postgres"])
+def test_every_query_of_the_conformance_data_is_translated_exactly(postgresql: bool) -> None:
+    from backboneio_sqlalchemy import DocumentTable
+
+    table = DocumentTable("t", "id", postgresql=postgresql, schema=None)
+    queries = [q for q, _ in data.FILTER_CASES + data.ORDER_CASES]
+    queries += [{"$sort": {"v": 1}}, *({f: v} for f, v in data.ODD_VALUES.items())]
+    queries += [{key: "value"} for key in data.ODD_KEYS]
+    for query in queries:
+        plan = table.translator.plan(Query.parse(copy.deepcopy(query)))
+        assert plan.exact, f"{query!r} would be filtered in Python"
+
+
+def test_the_fallback_is_only_for_what_sql_cannot_say() -> None:
+    from backboneio_sqlalchemy import DocumentTable
+
+    table = DocumentTable("t", "id", postgresql=False, schema=None)
+    plan = table.translator.plan(Query.parse({"n": {"$gt": 1}, 'say "hi"': "yes"}))
+    assert not plan.exact and plan.where is not None  # n > 1 still narrows in SQL
