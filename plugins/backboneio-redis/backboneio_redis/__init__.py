@@ -33,6 +33,7 @@ from .store import (
     RedisStore,
     connect,
     make_store,
+    quick_retry,
     redacted,
 )
 
@@ -117,4 +118,8 @@ def client_manager(settings: Settings) -> Any:
         )
     import socketio
 
-    return socketio.RedisManager(url, channel=channel)
+    # Publishing happens before the writer's ack is sent: with redis-py's
+    # default retries a Redis outage would hold every write's answer for
+    # seconds. No socket_timeout: the subscriber idles in a blocking read.
+    options = {"retry": quick_retry(), "socket_connect_timeout": DEFAULT_TIMEOUT}
+    return socketio.RedisManager(url, channel=channel, redis_options=options)

@@ -161,6 +161,11 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
+def quick_retry() -> Retry:
+    """Two more tries within about a quarter of a second, then give up."""
+    return Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
+
+
 def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
     """A client for ``url`` that gives up quickly when Redis is down.
 
@@ -172,7 +177,7 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            retry=quick_retry(),
             health_check_interval=30,
         )
     except ValueError as exc:

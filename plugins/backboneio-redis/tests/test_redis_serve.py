@@ -16,8 +16,9 @@ pytestmark = pytest.mark.redis
 
 
 def settings_for(
-    url: str, *, prefix: str | None = None, manager: bool = False, channel: str = "backboneio"
+    url: str, *, prefix: str | None = None, manager: str | None = None, channel: str = "backboneio"
 ) -> str:
+    """Settings with a redis-store backend on ``url`` and, if given, the manager on ``manager``."""
     prefix = prefix or f"test:{uuid.uuid4().hex}"
     # Only this plugin: another one implementing authorize_broadcast would make
     # the core filter recipients per socket, which only sees this process's.
@@ -25,7 +26,7 @@ def settings_for(
     backends = {"messages": {"store": "redis", "url": url, "prefix": prefix}}
     text += f"BACKENDS = {backends!r}\n"
     if manager:
-        text += f"REDIS_MANAGER_URL = {url!r}\nREDIS_MANAGER_CHANNEL = {channel!r}\n"
+        text += f"REDIS_MANAGER_URL = {manager!r}\nREDIS_MANAGER_CHANNEL = {channel!r}\n"
     return text
 
 
@@ -127,9 +128,9 @@ def bridge(sender: BackendClient, receiver: BackendClient) -> None:
     """
     sender.listen("bridge")
     receiver.listen("bridge")
-    for attempt in range(100):
+    for attempt in range(150):
         sender.ok("create", {"probe": attempt})
-        if not receiver.heard_nothing(wait=0.1):
+        if not receiver.heard_nothing(wait=0.2):
             break
     else:
         raise AssertionError("the two processes never heard each other through Redis")
@@ -138,7 +139,9 @@ def bridge(sender: BackendClient, receiver: BackendClient) -> None:
 
 
 def test_two_processes_share_broadcasts_through_redis(redis_server: Any) -> None:
-    settings = settings_for(redis_server.url, manager=True, channel=f"test-{uuid.uuid4().hex}")
+    settings = settings_for(
+        redis_server.url, manager=redis_server.url, channel=f"test-{uuid.uuid4().hex}"
+    )
     with (
         ServerProcess(settings) as first,
         ServerProcess(settings) as second,
@@ -159,7 +162,9 @@ def test_two_processes_share_broadcasts_through_redis(redis_server: Any) -> None
 
 
 def test_channels_reach_across_processes(redis_server: Any) -> None:
-    settings = settings_for(redis_server.url, manager=True, channel=f"test-{uuid.uuid4().hex}")
+    settings = settings_for(
+        redis_server.url, manager=redis_server.url, channel=f"test-{uuid.uuid4().hex}"
+    )
     with (
         ServerProcess(settings) as first,
         ServerProcess(settings) as second,
@@ -219,3 +224,33 @@ def test_a_wrong_redis_password_stops_start_up_without_showing_it(
     message = str(caught.value)
     assert "refused to log in" in message and "messages" in message
     assert "not-the-password" not in message
+
+
+def test_while_the_manager_redis_is_down_only_the_writers_process_hears(
+    redis_server: Any, own_redis_server: Any
+) -> None:
+    settings = settings_for(redis_server.url, manager=own_redis_server.url)
+    with (
+        ServerProcess(settings) as first,
+        ServerProcess(settings) as second,
+        BackendClient(first.url, "messages") as alice,
+        BackendClient(first.url, "messages") as dave,
+        BackendClient(second.url, "messages") as bob,
+    ):
+        bridge(alice, bob)
+        for client in (alice, dave, bob):
+            client.listen()
+
+        own_redis_server.stop()
+        created = alice.ok("create", {"text": "while pub/sub is down"})
+        assert dave.next_synced() == ("create", created)
+        assert bob.heard_nothing(wait=1.0)
+
+        own_redis_server.start()
+        # Each process resubscribes by itself (python-socketio retries).
+        bridge(alice, bob)
+        for client in (alice, bob):
+            client.listen()
+        again = alice.ok("create", {"text": "pub/sub is back"})
+        assert bob.next_synced() == ("create", again)
+        assert own_redis_server.password not in first.log + second.log
