@@ -6,7 +6,6 @@ hook; the factory gets a :class:`StoreConfig` and returns ``mw(req, res, next)``
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +42,19 @@ class StoreType:
     plugin: str = ""
 
 
+def clone(value: Any) -> Any:
+    """A copy of a JSON value (dicts, lists, scalars), several times faster than deepcopy.
+
+    The memory store hands out copies so that nothing a middleware does to a
+    result, or a client sends later, changes what is stored.
+    """
+    if isinstance(value, dict):
+        return {key: clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clone(item) for item in value]
+    return value
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -74,7 +86,7 @@ class MemoryStore:
 
     def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
         handler = getattr(self, req.method)
-        res.end(copy.deepcopy(handler(req)))
+        res.end(clone(handler(req)))
 
     def _get(self, req: Request) -> dict[str, Any]:
         model_id = req.model_id
@@ -87,7 +99,7 @@ class MemoryStore:
             raise req.not_found() from None
 
     def create(self, req: Request) -> dict[str, Any]:
-        model = copy.deepcopy(req.model)
+        model = clone(req.model)
         model_id = model.get(self.id_attribute)
         if model_id is None:
             model_id = model[self.id_attribute] = new_id()
@@ -105,13 +117,13 @@ class MemoryStore:
 
     def update(self, req: Request) -> dict[str, Any]:
         self._get(req)
-        model = copy.deepcopy(req.model)
+        model = clone(req.model)
         self.models[req.model_id] = model
         return model
 
     def patch(self, req: Request) -> dict[str, Any]:
         model = self._get(req)
-        model.update(copy.deepcopy(req.model))
+        model.update(clone(req.model))
         return model
 
     def delete(self, req: Request) -> dict[str, Any]:
