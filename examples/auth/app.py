@@ -37,13 +37,13 @@ USERS = {
 # from a local node_modules instead (npm install backbone underscore jquery socket.io-client).
 CDN = {
     "jquery": "https://cdn.jsdelivr.net/npm/jquery@3.7.1/dist/jquery.min.js",
-    "underscore": "https://cdn.jsdelivr.net/npm/underscore@1.13.7/underscore-umd-min.js",
+    "underscore": "https://cdn.jsdelivr.net/npm/underscore@1.13.7/underscore-min.js",
     "backbone": "https://cdn.jsdelivr.net/npm/backbone@1.6.1/backbone-min.js",
     "socket.io": "https://cdn.jsdelivr.net/npm/socket.io-client@4.8.1/dist/socket.io.min.js",
 }
 LOCAL = {
     "jquery": "jquery/dist/jquery.min.js",
-    "underscore": "underscore/underscore-umd-min.js",
+    "underscore": "underscore/underscore-min.js",
     "backbone": "backbone/backbone-min.js",
     "socket.io": "socket.io-client/dist/socket.io.min.js",
 }
@@ -106,8 +106,9 @@ PAGE = """<!doctype html>
 LOGGED_IN = """<form method="post" action="/logout">Logged in as <b>{user}</b>
 <button>Log out</button></form>"""
 LOGGED_OUT = """<form method="post" action="/login">
-<input name="username" placeholder="alice"> <input name="password" type="password"
-placeholder="alice-password"> <button>Log in</button>{error}</form>
+<input name="username" placeholder="alice" autocomplete="username">
+<input name="password" type="password" placeholder="alice-password"
+autocomplete="current-password"> <button>Log in</button>{error}</form>
 <p>You can read without logging in; sending needs an account.</p>"""
 
 
@@ -154,6 +155,8 @@ def create_flask_app(secret_key: str, assets: str | None = None) -> Flask:
         return redirect(url_for("index"))
 
     if assets:
+        # Flask resolves relative paths against the app's folder, not the cwd.
+        assets = os.path.abspath(assets)
 
         @app.get("/assets/<path:path>")
         def asset(path: str) -> Any:

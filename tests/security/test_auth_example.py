@@ -7,29 +7,33 @@ which a real Socket.IO client then sends with its handshake.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.security.helpers import connect, refusal
+from tests.support.requires import binary, missing
 from tests.support.server import ROOT, free_port
 
 EXAMPLE = ROOT / "examples" / "auth" / "app.py"
 WRITE_ERROR_STATUS = 401
 
 
-@pytest.fixture(scope="module")
-def example() -> Iterator[str]:
+@contextlib.contextmanager
+def example_process(*args: str) -> Iterator[str]:
+    """Run examples/auth/app.py on a free port until the block ends."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLE), "--port", str(port)],
+        [sys.executable, str(EXAMPLE), "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -51,6 +55,12 @@ def example() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def example() -> Iterator[str]:
+    with example_process() as url:
+        yield url
 
 
 def log_in(url: str, user: str, password: str) -> str | None:
@@ -141,3 +151,52 @@ def test_a_forged_cookie_is_treated_as_anonymous(example: str, forge: str) -> No
         error, _ = forger.sync("create", {"text": "forged"})
         assert error["error"]["name"] == "Unauthorized"
         assert isinstance(forger.ok("read"), list)
+
+
+# -- in a real browser ------------------------------------------------------
+
+NODE_MODULES = ROOT / "tests" / "js" / "node_modules"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = binary("chromium", "apt-get install chromium")
+    if not (NODE_MODULES / "backbone").is_dir():
+        missing("the browser libraries in tests/js/node_modules", "cd tests/js && npm ci")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright (python)", "pip install playwright")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.mark.browser
+def test_in_a_browser_visitors_read_live_and_only_logged_in_users_send(browser: Any) -> None:
+    with example_process("--assets", str(NODE_MODULES)) as url:
+        visitor = browser.new_page()
+        visitor.goto(url + "/")
+        visitor.fill("#text", "anonymous try")
+        visitor.click("#send button")
+        visitor.wait_for_function(
+            "document.getElementById('status').textContent.includes('Log in to create')"
+        )
+
+        alice = browser.new_context().new_page()  # her own cookie jar
+        alice.goto(url + "/")
+        alice.fill("input[name=username]", "alice")
+        alice.fill("input[name=password]", "alice-password")
+        alice.click("form[action='/login'] button")
+        alice.wait_for_selector("text=Logged in as")
+        alice.fill("#text", "hello from the browser")
+        alice.click("#send button")
+        alice.wait_for_selector("#messages li")
+        assert alice.locator("#messages li").all_text_contents() == ["alicehello from the browser"]
+
+        # The visitor's page hears it without reloading, and never saw its own try stored.
+        visitor.wait_for_selector("#messages li")
+        assert visitor.locator("#messages li").all_text_contents() == [
+            "alicehello from the browser"
+        ]
