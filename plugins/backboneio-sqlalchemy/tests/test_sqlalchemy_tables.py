@@ -286,3 +286,15 @@ def test_the_fallback_is_only_for_what_sql_cannot_say() -> None:
     table = DocumentTable("t", "id", postgresql=False, schema=None)
     plan = table.translator.plan(Query.parse({"n": {"$gt": 1}, 'say "hi"': "yes"}))
     assert not plan.exact and plan.where is not None  # n > 1 still narrows in SQL
+
+
+# -- the benchmark the lead's bench/ calls ------------------------------------------
+
+
+def test_the_benchmark_answers_the_same_on_every_store(url: str) -> None:
+    from backboneio_sqlalchemy.bench import run
+
+    results = run({"sql": url}, rows=300, reads=2)
+    assert [r.store for r in results] == ["memory", "sql"]
+    assert results[0].matched == results[1].matched == 50
+    assert all(r.creates_per_second > 0 and r.filtered_reads_per_second > 0 for r in results)
