@@ -82,8 +82,16 @@ function connect(Backbone, url, options = {}) {
   return Backbone.io.connect(url, {forceNew: true, transports: ['websocket'], ...options});
 }
 
-function once(emitter, event) {
-  return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)));
+// The next `event` of a Backbone.Events or EventEmitter object; a test that
+// waits for an event that never comes fails instead of hanging.
+function once(emitter, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} event within ${ms} ms`)), ms);
+    emitter.once(event, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
 }
 
 module.exports = {startServer, loadClient, connect, once, freePort};

@@ -1,0 +1,86 @@
+// The Messages demo: Backbone.IO's original example, for Backbone 1.6.
+(function () {
+  'use strict';
+
+  var room = new URLSearchParams(window.location.search).get('room');
+  Backbone.io.connect();
+
+  var Message = Backbone.Model.extend({
+    defaults: {text: ''},
+    validate: function (attrs) {
+      if (!String(attrs.text || '').trim()) return 'A message needs some text';
+    }
+  });
+
+  var Messages = Backbone.Collection.extend({
+    model: Message,
+    backend: room ? {name: 'messages', channel: room} : 'messages',
+    comparator: 'sentAt'
+  });
+
+  function clock(iso) {
+    var when = new Date(iso);
+    return isNaN(when) ? '' : when.toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'});
+  }
+
+  var MessageView = Backbone.View.extend({
+    tagName: 'li',
+    className: 'message',
+    render: function () {
+      // text(), never html(): messages come from other people
+      this.$el.empty().append(
+        $('<span class="text">').text(this.model.get('text')),
+        $('<time>').attr('datetime', this.model.get('sentAt')).text(clock(this.model.get('sentAt')))
+      );
+      return this;
+    }
+  });
+
+  var MessagesView = Backbone.View.extend({
+    el: '#messages-app',
+    events: {'submit #message-form': 'send'},
+
+    initialize: function () {
+      this.$list = this.$('#message-list');
+      this.$input = this.$('#message-input');
+      this.listenTo(this.collection, 'add remove reset sort', this.render);
+      this.listenTo(this.collection, 'error', this.showError);
+      if (room) this.$('.room').prop('hidden', false).text('Room: ' + room);
+      this.render();
+    },
+
+    render: function () {
+      this.$list.empty().append(this.collection.map(function (message) {
+        return new MessageView({model: message}).render().el;
+      }));
+      this.$('.empty').toggle(this.collection.isEmpty());
+      var list = this.$list.get(0);
+      list.scrollTop = list.scrollHeight;
+      return this;
+    },
+
+    send: function (event) {
+      event.preventDefault();
+      var text = this.$input.val().trim();
+      if (!text) return;
+      this.collection.create({text: text, sentAt: new Date().toISOString()}, {wait: true});
+      this.$input.val('').focus();
+    },
+
+    showError: function (model, error) {
+      this.$('.error').prop('hidden', false)
+        .text('Could not send: ' + ((error && error.message) || 'unknown error'));
+    }
+  });
+
+  var messages = new Messages();
+  messages.bindBackend();
+  window.demo = {messages: messages, view: new MessagesView({collection: messages})};
+  messages.fetch();
+
+  var $status = $('#status');
+  Backbone.io.on('listen', function () { $status.text('live').attr('class', 'status live'); });
+  Backbone.io.on('disconnect', function () {
+    $status.text('reconnecting…').attr('class', 'status offline');
+  });
+})();
