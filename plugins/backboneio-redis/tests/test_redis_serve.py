@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -254,3 +255,30 @@ def test_while_the_manager_redis_is_down_only_the_writers_process_hears(
         again = alice.ok("create", {"text": "pub/sub is back"})
         assert bob.next_synced() == ("create", again)
         assert own_redis_server.password not in first.log + second.log
+
+
+def test_a_sync_waiting_on_redis_does_not_hold_up_other_clients(own_redis_server: Any) -> None:
+    settings = settings_for(own_redis_server.url) + (
+        'BACKENDS["messages"]["timeout"] = 60\nBACKENDS["notes"] = {"store": "memory"}\n'
+    )
+    admin = own_redis_server.client()
+    with (
+        ServerProcess(settings) as srv,
+        BackendClient(srv.url, "messages") as alice,
+        BackendClient(srv.url, "notes") as bob,
+    ):
+        alice.ok("read")  # the store's connection is open before Redis pauses
+        # WRITE mode: scripts wait, while CLIENT UNPAUSE still gets through.
+        admin.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(alice.sync, "create", {"id": "paused"})
+                # Redis holds alice's create; the same server process answers
+                # bob meanwhile, because redis-py's socket is cooperative.
+                assert bob.ok("create", {"id": "n1"}) == {"id": "n1"}
+                assert not waiting.done()
+                admin.execute_command("CLIENT", "UNPAUSE")
+                assert waiting.result(timeout=30) == (None, {"id": "paused"})
+        finally:
+            admin.execute_command("CLIENT", "UNPAUSE")
+            admin.close()
