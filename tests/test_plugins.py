@@ -18,6 +18,7 @@ from tests.support.client import refusal
 
 TESTPLUGIN = """
 TESTPLUGIN = True
+TESTPLUGIN_MANAGER = True
 TESTPLUGIN_LOG = {log!r}
 BACKENDS = {{
     "messages": {{}},

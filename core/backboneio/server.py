@@ -26,6 +26,7 @@ from .errors import (
     public_error,
 )
 from .plugins import get_plugin_manager
+from .recipients import with_recipient_filter
 from .settings import Settings
 
 log = logging.getLogger("backboneio")
@@ -256,17 +257,13 @@ class BackendNamespace(socketio.Namespace):
     def broadcast(
         self, method: str, model: Any, channel: str | None, *, skip_sid: str | None
     ) -> None:
-        if not self.hook.authorize_broadcast.get_hookimpls():
-            self.emit("synced", (method, model), to=channel, skip_sid=skip_sid)
-            return
-        # Per-recipient rules: only the sockets connected to this process are
-        # known here, see docs/security.md for what that means with several.
-        for sid, _eio_sid in list(self.sio.manager.get_participants(self.namespace, channel)):
-            client = self.clients.get(sid)
-            if sid == skip_sid or client is None:
-                continue
-            if self.recipient_allowed(client, method, model, channel):
-                self.emit("synced", (method, model), to=sid)
+        # Per-recipient rules, if any, apply inside the client manager, in
+        # whichever process each recipient is connected to (recipients.py).
+        self.emit("synced", (method, model), to=channel, skip_sid=skip_sid)
+
+    def recipient_check(self, sid: str, method: str, model: Any, channel: str | None) -> bool:
+        client = self.clients.get(sid)
+        return client is not None and self.recipient_allowed(client, method, model, channel)
 
     def recipient_allowed(
         self, client: Client, method: str, model: Any, channel: str | None
@@ -344,6 +341,12 @@ def listen(
         server.register_namespace(BackendNamespace(name, backend, server))
     server.app = ClientScriptApp(socketio.WSGIApp(server, app))
     plugins.hook.configure_server(sio=server, settings=settings)
+    # After configure_server: a plugin may register its authorize_broadcast there.
+    if plugins.hook.authorize_broadcast.get_hookimpls():
+        with_recipient_filter(server.manager)
+        for handler in server.namespace_handlers.values():
+            if isinstance(handler, BackendNamespace):
+                server.manager.recipient_checks[handler.namespace] = handler.recipient_check
     return server
 
 

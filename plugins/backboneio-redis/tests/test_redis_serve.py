@@ -21,8 +21,7 @@ def settings_for(
 ) -> str:
     """Settings with a redis-store backend on ``url`` and, if given, the manager on ``manager``."""
     prefix = prefix or f"test:{uuid.uuid4().hex}"
-    # Only this plugin: another one implementing authorize_broadcast would make
-    # the core filter recipients per socket, which only sees this process's.
+    # Only this plugin: the tests here are about the store and the manager.
     text = 'PLUGINS = ["redis"]\n'
     backends = {"messages": {"store": "redis", "url": url, "prefix": prefix}}
     text += f"BACKENDS = {backends!r}\n"

@@ -32,6 +32,7 @@ def _log(settings: Settings, record: dict[str, Any]) -> None:
 def register_settings(register: Callable[..., None]) -> None:
     register("TESTPLUGIN", False, "Turn the test plugin's hooks on.")
     register("TESTPLUGIN_LOG", None, "File the test plugin appends JSON lines to.")
+    register("TESTPLUGIN_MANAGER", False, "Provide the client manager (a counting one).")
 
 
 def fixed_store(config: StoreConfig) -> Callable[..., None]:
@@ -103,7 +104,7 @@ def authorize_broadcast(identity: Any, model: Any) -> bool | None:
 
 @hookimpl
 def client_manager(settings: Settings) -> Any:
-    if not _on(settings):
+    if not (_on(settings) and settings.get("TESTPLUGIN_MANAGER")):
         return None
     return CountingManager(settings)
 
