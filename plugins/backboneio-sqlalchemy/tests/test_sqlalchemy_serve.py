@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import socketio
 import sqlalchemy as sa
 
 from tests.support.client import BackendClient
@@ -43,23 +44,41 @@ def settings_for(backends: dict[str, dict[str, Any]], **extra: Any) -> str:
 
 
 def answer_order(url: str, slow: str, fast: str) -> list[str]:
-    """Send a slow read on ``slow``, then a read on ``fast``; who was answered first."""
+    """Send a slow read on ``slow``, then a create on ``fast``; the order of the answers.
+
+    Both go over ONE connection (a namespace each), so the answers arrive in
+    the order the server sent them.
+    """
+    sio = socketio.Client(reconnection=False)
     answered: list[str] = []
-    with BackendClient(url, slow) as slow_client, BackendClient(url, fast) as fast_client:
-        fast_client.ok("read")  # the fast backend's table exists and its pool is warm
+    both = threading.Event()
 
-        def slow_read() -> None:
-            error, _ = slow_client.sync("read")
-            answered.append("slow" if error is None else f"slow failed: {error}")
+    def answer(name: str) -> Any:
+        def callback(error: Any, result: Any) -> None:
+            answered.append(name if error is None else f"{name} failed: {error}")
+            if len(answered) == 2:
+                both.set()
 
-        thread = threading.Thread(target=slow_read)
-        thread.start()
+        return callback
+
+    def sync(backend: str, method: str, model: dict[str, Any], name: str) -> None:
+        request = {"method": method, "model": model, "options": {}}
+        sio.emit("sync", request, namespace=f"/{backend}", callback=answer(name))
+
+    sio.connect(url, namespaces=[f"/{slow}", f"/{fast}"], transports=["websocket"], wait_timeout=10)
+    try:
+        # the fast backend's table exists and its pool is warm
+        sio.call(
+            "sync", {"method": "read", "model": {}, "options": {}}, namespace=f"/{fast}", timeout=10
+        )
+        sync(slow, "read", {}, "slow")
         # Not a timing assertion: only gives the slow read a head start so it
         # is inside the database when the fast request arrives.
         time.sleep(0.4)
-        fast_client.ok("create", {"title": "quick"})
-        answered.append("fast")
-        thread.join(30)
+        sync(fast, "create", {"title": "quick"}, "fast")
+        assert both.wait(30), answered
+    finally:
+        sio.disconnect()
     return answered
 
 
