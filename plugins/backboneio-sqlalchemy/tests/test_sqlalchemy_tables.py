@@ -298,3 +298,11 @@ def test_the_benchmark_answers_the_same_on_every_store(url: str) -> None:
     assert [r.store for r in results] == ["memory", "sql"]
     assert results[0].matched == results[1].matched == 50
     assert all(r.creates_per_second > 0 and r.filtered_reads_per_second > 0 for r in results)
+
+
+def test_an_in_memory_sqlite_database_is_one_database_for_every_request() -> None:
+    client = StoreClient(store("sqlite://", "notes"))
+    client.load(data.PEOPLE)
+    assert client.ids({"age": 25, "$sort": {"name": 1}}) == ["p2", "p3", "p8"]
+    assert client.patch({"id": "p1", "age": 37})["age"] == 37
+    assert len(client.read()) == len(data.PEOPLE)
