@@ -52,20 +52,20 @@ def redis_url() -> Iterator[str | None]:
 
 @contextlib.contextmanager
 def postgres_url() -> Iterator[str | None]:
-    try:
-        from backboneio_sqlalchemy.testing import PostgresServer
-    except ImportError:
+    from backboneio_sqlalchemy.testing import PostgresServer, find_binary
+
+    initdb, pg_ctl = find_binary("initdb"), find_binary("pg_ctl")
+    if initdb is None or pg_ctl is None:
         yield None
         return
-    try:
-        server = PostgresServer().start()
-    except FileNotFoundError:
-        yield None
-        return
+    server = PostgresServer(initdb, pg_ctl)
+    server.init()
+    server.start()
     try:
         yield server.url
     finally:
         server.stop()
+        server.remove()
 
 
 def measure(quick: bool = False) -> list[dict[str, Any]]:
