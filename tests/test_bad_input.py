@@ -72,6 +72,13 @@ def test_malformed_sync_gets_a_bad_request_error(client, bystander, payload, mes
     assert_still_serving(client, bystander)
 
 
+def test_an_unknown_event_gets_an_error_ack(client, bystander):
+    answer = client.call("frobnicate", {"x": 1})
+    assert answer["error"]["name"] == "BadRequest"
+    assert "Unknown event 'frobnicate'" in answer["error"]["message"]
+    assert_still_serving(client, bystander)
+
+
 def test_sync_with_extra_arguments_is_refused(client, bystander):
     error, _ = client.call("sync", {"method": "read"}, "surplus")
     assert error["error"]["name"] == "BadRequest"

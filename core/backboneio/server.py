@@ -117,6 +117,14 @@ class BackendNamespace(socketio.Namespace):
         self.clients: dict[str, Client] = {}
         backend.add_notifier(self.notify)
 
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        # An event nobody handles would leave a client waiting on its ack forever.
+        if event in ("connect", "disconnect") or hasattr(self, f"on_{event}"):
+            return super().trigger_event(event, *args)
+        return public_error(
+            BadRequest(f"Unknown event {event!r}; a backend answers 'listen' and 'sync'")
+        )
+
     # -- connection ---------------------------------------------------------
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
