@@ -1,3 +1,4 @@
-"""Makes the shared fixtures (tests/support/fixtures.py) available to core and plugin tests."""
+"""Makes the shared fixtures available to core and plugin tests: servers and
+clients (tests/support/fixtures.py), npm libraries and Chromium (tests/support/browser.py)."""
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.browser"]

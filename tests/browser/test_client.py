@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import Context
 from tests.support.server import ServerProcess
-
-from .conftest import Context
 
 pytestmark = pytest.mark.browser
 

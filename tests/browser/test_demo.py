@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from backboneio import demo
 
+from tests.support.browser import Context
 from tests.support.server import ROOT, ServerProcess
-
-from .conftest import Context
 
 # The picture in docs/client.md; rewritten only when asked, since each run's
 # clock differs: BACKBONEIO_UPDATE_SCREENSHOT=1 pytest tests/browser -k appears

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import JS_DIR
+from tests.support.browser import JS_DIR
 
 
 def test_the_node_tests_of_the_client_pass(node_modules: Path, node: str) -> None:

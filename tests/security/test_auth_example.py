@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ import requests
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.security.helpers import connect, refusal
-from tests.support.requires import binary, missing
+from tests.support.browser import Context
 from tests.support.server import ROOT, free_port
 
 EXAMPLE = ROOT / "examples" / "auth" / "app.py"
@@ -155,37 +156,25 @@ def test_a_forged_cookie_is_treated_as_anonymous(example: str, forge: str) -> No
 
 # -- in a real browser ------------------------------------------------------
 
-NODE_MODULES = ROOT / "tests" / "js" / "node_modules"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    chromium = binary("chromium", "apt-get install chromium")
-    if not (NODE_MODULES / "backbone").is_dir():
-        missing("the browser libraries in tests/js/node_modules", "cd tests/js && npm ci")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright (python)", "pip install playwright")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
 
 @pytest.mark.browser
-def test_in_a_browser_visitors_read_live_and_only_logged_in_users_send(browser: Any) -> None:
-    with example_process("--assets", str(NODE_MODULES)) as url:
-        visitor = browser.new_page()
-        visitor.goto(url + "/")
+def test_in_a_browser_visitors_read_live_and_only_logged_in_users_send(
+    node_modules: Path, browser: Any, context: Any, request: pytest.FixtureRequest
+) -> None:
+    def request_cleanup(ctx: Context) -> None:
+        request.addfinalizer(ctx.close)
+
+    with example_process("--assets", str(node_modules)) as url:
+        visitor = context.page(url + "/")
         visitor.fill("#text", "anonymous try")
         visitor.click("#send button")
         visitor.wait_for_function(
             "document.getElementById('status').textContent.includes('Log in to create')"
         )
 
-        alice = browser.new_context().new_page()  # her own cookie jar
-        alice.goto(url + "/")
+        alice_context = Context(browser)  # her own cookie jar, loopback only too
+        alice = alice_context.page(url + "/")
+        request_cleanup(alice_context)
         alice.fill("input[name=username]", "alice")
         alice.fill("input[name=password]", "alice-password")
         alice.click("form[action='/login'] button")

@@ -1,4 +1,4 @@
-"""Fixtures for the browser tests: the npm libraries, Debian's Chromium, isolated contexts.
+"""Browser fixtures for any test in the repo: the npm libraries, Debian's Chromium, contexts.
 
 Never downloads a browser: Playwright drives /usr/bin/chromium. Every request
 to anything but the loopback interface is aborted, so no page reaches a CDN.
