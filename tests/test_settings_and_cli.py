@@ -164,3 +164,28 @@ def test_plugins_command_respects_the_plugins_setting(tmp_path):
     result = run_cli("plugins", "--format", "json", settings="PLUGINS = []", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_listen_checks_settings_and_fills_in_plugin_defaults():
+    import backboneio
+
+    with pytest.raises(ConfigurationError, match="Unknown setting NOPE"):
+        backboneio.listen(None, {}, settings=Settings({"NOPE": 1}))
+    server = backboneio.listen(None, {}, settings=Settings({"EVENT": "e"}))
+    # Declared by backboneio-timestamps through register_settings, default [].
+    assert server.settings.TIMESTAMPS_BACKENDS == []
+
+
+def test_same_origin_behind_a_tls_proxy_is_allowed_and_others_are_not():
+    from backboneio.server import _origin_checker
+
+    environ = {
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "app.example",
+        "HTTP_X_FORWARDED_PROTO": "https",
+    }
+    allowed = _origin_checker(Settings())
+    assert allowed("https://app.example", environ)
+    assert allowed("http://app.example", environ)
+    assert not allowed("https://evil.example", environ)
+    assert allowed(None, environ)  # servers and scripts send no Origin

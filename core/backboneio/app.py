@@ -11,9 +11,9 @@ import pluggy
 from .backend import Backend, Middleware
 from .default_plugins.login_required import required_actions
 from .errors import ConfigurationError
-from .plugins import get_plugin_manager
+from .plugins import load_plugins
 from .server import Server, listen
-from .settings import BACKEND_KEYS, Setting, Settings, unknown_keys
+from .settings import BACKEND_KEYS, Settings, unknown_keys
 from .stores import StoreConfig, StoreType
 
 DEFAULT_STORE = "memory"
@@ -38,20 +38,6 @@ def import_dotted(path: str, *, what: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise ConfigurationError(f"{what}: module {module_name!r} has no {attr!r}") from None
-
-
-def load_plugins(settings: Settings, *, extra: tuple[Any, ...] = ()) -> pluggy.PluginManager:
-    """Enable the plugins the settings name, let them declare settings, then check them."""
-    pm = get_plugin_manager(settings.PLUGINS, extra=extra)
-
-    def register(
-        name: str, default: Any = None, description: str = "", *, plugin: str = ""
-    ) -> None:
-        settings.declare(Setting(name, default, description, plugin or "a plugin"))
-
-    pm.hook.register_settings(register=register)
-    settings.check()
-    return pm
 
 
 def store_types(pm: pluggy.PluginManager) -> dict[str, StoreType]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +96,13 @@ def _handles_errors(fn: Middleware) -> bool:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature
         return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) == 4
+    # Parameters with defaults (mw(req, res, next, log=None)) do not count.
+    required = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return len(required) == 4
 
 
 @dataclass(frozen=True)
@@ -246,12 +251,3 @@ def create_backend(name: str = "", *middleware: Middleware, id_attribute: str = 
     if middleware:
         backend.use(*middleware)
     return backend
-
-
-def iter_methods(methods: Iterable[str] | bool | None) -> frozenset[str]:
-    """Normalise a settings value naming sync methods (True: all of them)."""
-    if methods is True:
-        return frozenset(METHODS)
-    if not methods:
-        return frozenset()
-    return frozenset(methods)

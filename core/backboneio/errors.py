@@ -90,10 +90,14 @@ class ConfigurationError(Exception):
 
 
 def as_exception(error: Any) -> BaseException:
-    """Whatever a middleware passed to ``next()`` or ``res.error()``, as an exception."""
+    """Whatever a middleware passed to ``next()`` or ``res.error()``, as an exception.
+
+    Only :class:`SyncError` is public; a plain string could be a driver's
+    message, so it travels as a private error like any other exception.
+    """
     if isinstance(error, BaseException):
         return error
-    return SyncError(str(error))
+    return RuntimeError(str(error))
 
 
 def public_error(exc: BaseException, *, debug: bool = False) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pluggy
 from . import hookspecs
 from .default_plugins import DEFAULT_PLUGINS
 from .errors import ConfigurationError
+from .settings import Setting, Settings
 
 ENTRY_POINT_GROUP = "backboneio"
 log = logging.getLogger("backboneio")
@@ -90,6 +91,27 @@ def get_plugin_manager(
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()
+    return pm
+
+
+def load_plugins(settings: Settings, *, extra: Iterable[Any] = ()) -> pluggy.PluginManager:
+    """Enable the plugins the settings name, let them declare settings, then check them."""
+    pm = get_plugin_manager(settings.PLUGINS, extra=extra)
+    for impl in pm.hook.register_settings.get_hookimpls():
+        # Each plugin gets a register() that knows its name, so two plugins
+        # declaring one setting are caught and reported by name.
+        def register(
+            name: str,
+            default: Any = None,
+            description: str = "",
+            *,
+            plugin: str = "",  # accepted for older plugins; the entry point name is used
+            _owner: str = impl.plugin_name,
+        ) -> None:
+            settings.declare(Setting(name, default, description, _owner))
+
+        impl.function(register=register)
+    settings.check()
     return pm
 
 

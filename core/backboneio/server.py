@@ -15,7 +15,7 @@ import socketio
 from socketio import packet
 
 from . import jsonutil, runner
-from .assets import ClientScriptApp
+from .assets import ClientScriptApp, WSGIApp
 from .backend import METHODS, WRITE_METHODS, Backend, Request
 from .errors import (
     BadRequest,
@@ -25,13 +25,16 @@ from .errors import (
     SyncError,
     public_error,
 )
-from .plugins import get_plugin_manager
+from .plugins import load_plugins
 from .recipients import with_recipient_filter
 from .settings import Settings
 
 log = logging.getLogger("backboneio")
 
 ACKED_EVENTS = frozenset({"listen", "sync"})
+# Names python-socketio triggers itself; a client sending them as events
+# would re-run authentication with an environ of its own making.
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
 MAX_CHANNEL_LENGTH = 256
 
 
@@ -52,22 +55,29 @@ class Server(socketio.Server):
     script, and the application passed to :func:`listen` for everything else.
     """
 
-    def __init__(self, settings: Settings, plugins: pluggy.PluginManager, **options: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        plugins: pluggy.PluginManager,
+        app: WSGIApp | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(async_mode=runner.ASYNC_MODE, **options)
         self.settings = settings
         self.plugins = plugins
         self.backends: dict[str, Backend] = {}
-        self.app: Callable[..., Any] = ClientScriptApp(socketio.WSGIApp(self))
+        self.app: WSGIApp = ClientScriptApp(socketio.WSGIApp(self, app))
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
         # Engine.IO's own limit drops the connection; below it, an oversized
         # message is answered with an error and the socket stays usable.
+        # (Binary attachments pass: backend namespaces refuse them whole.)
         limit = self.settings.MAX_MESSAGE_SIZE
-        if limit and isinstance(data, (str, bytes)) and len(data) > limit:
+        if limit and isinstance(data, str) and len(data) > limit:
             return self._refuse_oversized(eio_sid, data, limit)
         return super()._handle_eio_message(eio_sid, data)
 
-    def _refuse_oversized(self, eio_sid: str, data: str | bytes, limit: int) -> None:
+    def _refuse_oversized(self, eio_sid: str, data: str, limit: int) -> None:
         try:
             pkt = self.packet_class(encoded_packet=data)
         except Exception:
@@ -93,15 +103,36 @@ class Server(socketio.Server):
     def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: Any
     ) -> None:
-        # The protocol answers listen and sync through the ack; without one the
-        # client could never learn the outcome, so it is told by an "error" event.
-        if id is None and data and data[0] in ACKED_EVENTS and namespace in self.namespace_handlers:
-            error = public_error(
-                BadRequest(f"{data[0]!r} must be sent with an acknowledgement callback")
-            )
-            self.emit("error", {**error, "event": data[0]}, to=sid, namespace=namespace)
-            return
+        handler = self.namespace_handlers.get(namespace)
+        if isinstance(handler, BackendNamespace):
+            refusal = self._refuse_event(data, id)
+            if refusal is not None:
+                if id is not None:
+                    self._send_packet(
+                        eio_sid,
+                        self.packet_class(
+                            packet.ACK, namespace=namespace, id=id, data=[refusal, None]
+                        ),
+                    )
+                else:
+                    self.emit("error", refusal, to=sid, namespace=namespace)
+                return
         super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+
+    @staticmethod
+    def _refuse_event(data: list[Any], id: Any) -> dict[str, Any] | None:
+        """The error answering a client event a backend must not run, else None."""
+        event = data[0] if data else None
+        if not isinstance(event, str) or event in RESERVED_EVENTS:
+            return public_error(BadRequest(f"{event!r} is not an event a client may send"))
+        if id is None and event in ACKED_EVENTS:
+            # listen and sync answer through the ack; without one the client
+            # could never learn the outcome.
+            error = public_error(
+                BadRequest(f"{event!r} must be sent with an acknowledgement callback")
+            )
+            return {**error, "event": event}
+        return None
 
 
 class BackendNamespace(socketio.Namespace):
@@ -118,12 +149,12 @@ class BackendNamespace(socketio.Namespace):
         backend.add_notifier(self.notify)
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        # An event nobody handles would leave a client waiting on its ack forever.
-        if event in ("connect", "disconnect") or hasattr(self, f"on_{event}"):
+        # Clients cannot send connect/disconnect (Server._refuse_event); an event
+        # nobody handles would leave a client waiting on its ack forever.
+        if event in ("connect", "disconnect", "listen", "sync"):
             return super().trigger_event(event, *args)
-        return public_error(
-            BadRequest(f"Unknown event {event!r}; a backend answers 'listen' and 'sync'")
-        )
+        error = BadRequest(f"Unknown event {event!r}; a backend answers 'listen' and 'sync'")
+        return public_error(error), None
 
     # -- connection ---------------------------------------------------------
 
@@ -147,11 +178,17 @@ class BackendNamespace(socketio.Namespace):
     def on_disconnect(self, sid: str, *reason: Any) -> None:
         self.clients.pop(sid, None)
 
+    def client(self, sid: str) -> Client:
+        try:
+            return self.clients[sid]
+        except KeyError:  # disconnected while the message was on its way
+            raise BadRequest("Not connected to this backend") from None
+
     # -- listen -------------------------------------------------------------
 
     def on_listen(self, sid: str, *args: Any) -> dict[str, Any]:
-        client = self.clients.get(sid) or Client()
         try:
+            client = self.client(sid)
             channel = args[0] if args else None
             if channel is not None and (
                 not isinstance(channel, str) or not channel or len(channel) > MAX_CHANNEL_LENGTH
@@ -175,8 +212,8 @@ class BackendNamespace(socketio.Namespace):
     # -- sync ---------------------------------------------------------------
 
     def on_sync(self, sid: str, *args: Any) -> tuple[Any, Any]:
-        client = self.clients.get(sid) or Client()
         try:
+            client = self.client(sid)
             req = self.parse_request(sid, client, args)
             self.authorize(req.method, client, client.channel, req)
             result = self.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT)
@@ -203,6 +240,8 @@ class BackendNamespace(socketio.Namespace):
         options = raw.get("options") or {}
         if not isinstance(options, dict):
             raise BadRequest("options must be an object", method=method)
+        jsonutil.check_value(model, "model")
+        jsonutil.check_value(options, "options")
         if method in ("update", "patch", "delete") and model.get(self.backend.id_attribute) is None:
             raise BadRequest(
                 f"{method} needs the model's {self.backend.id_attribute}", method=method
@@ -267,7 +306,11 @@ class BackendNamespace(socketio.Namespace):
     ) -> None:
         # Per-recipient rules, if any, apply inside the client manager, in
         # whichever process each recipient is connected to (recipients.py).
-        self.emit("synced", (method, model), to=channel, skip_sid=skip_sid)
+        try:
+            self.emit("synced", (method, model), to=channel, skip_sid=skip_sid)
+        except Exception:
+            # The write is stored and its author must still get the answer.
+            log.exception("could not notify the clients of backend %r", self.name)
 
     def recipient_check(self, sid: str, method: str, model: Any, channel: str | None) -> bool:
         client = self.clients.get(sid)
@@ -296,8 +339,11 @@ def _origin_checker(settings: Settings) -> Callable[[str | None, dict[str, Any]]
     def allowed_origin(origin: str | None, environ: dict[str, Any]) -> bool:
         if origin is None or "*" in allowed or origin in allowed:
             return True
-        same = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-        return origin == same
+        host = environ.get("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST", "")).split(",")[0]
+        schemes = {environ.get("wsgi.url_scheme", "http")}
+        if "HTTP_X_FORWARDED_PROTO" in environ:  # behind a TLS-terminating proxy
+            schemes.add(environ["HTTP_X_FORWARDED_PROTO"].split(",")[0].strip())
+        return origin in {f"{scheme}://{host.strip()}" for scheme in schemes}
 
     return allowed_origin
 
@@ -313,7 +359,7 @@ def as_backend(name: str, backend: Any) -> Backend:
 
 
 def listen(
-    app: Callable[..., Any] | None,
+    app: WSGIApp | None,
     backends: Mapping[str, Any],
     event: str = "backend",
     *,
@@ -329,7 +375,7 @@ def listen(
     if settings is None:
         settings = Settings({"EVENT": event})
     if plugins is None:
-        plugins = get_plugin_manager(settings.PLUGINS)
+        plugins = load_plugins(settings)
     options: dict[str, Any] = {
         "json": jsonutil,
         "cors_allowed_origins": _origin_checker(settings),
@@ -343,11 +389,10 @@ def listen(
     options.update(socketio_options)
     backends = {name: as_backend(name, backend) for name, backend in backends.items()}
     options["namespaces"] = ["/", *(f"/{name}" for name in backends)]
-    server = Server(settings, plugins, **options)
+    server = Server(settings, plugins, app, **options)
     for name, backend in backends.items():
         server.backends[name] = backend
         server.register_namespace(BackendNamespace(name, backend, server))
-    server.app = ClientScriptApp(socketio.WSGIApp(server, app))
     plugins.hook.configure_server(sio=server, settings=settings)
     # After configure_server: a plugin may register its authorize_broadcast there.
     if plugins.hook.authorize_broadcast.get_hookimpls():

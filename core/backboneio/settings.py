@@ -35,7 +35,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("BACKENDS", {}, "Backend name -> {'store': ..., store options, 'middleware': [...]}"),
     Setting("HOST", "127.0.0.1", "Interface `backboneio serve` binds to."),
     Setting("PORT", 3000, "Port `backboneio serve` binds to."),
-    Setting("MAX_MESSAGE_SIZE", 1_000_000, "Largest message in bytes; larger ones get an error."),
+    Setting("MAX_MESSAGE_SIZE", 1_000_000, "Largest message, in JSON characters."),
     Setting("SYNC_TIMEOUT", 30.0, "Seconds a backend may take before the client gets a Timeout."),
 )
 
@@ -133,9 +133,9 @@ class Settings:
                 f"Setting PLUGINS must be None or a list of names, got {plugins!r}"
             )
         origins = self.CORS_ALLOWED_ORIGINS
-        if isinstance(origins, str):
-            origins = [origins]
-        if not isinstance(origins, (list, tuple)) or not all(isinstance(o, str) for o in origins):
+        if not isinstance(origins, (str, list, tuple)) or not all(
+            isinstance(o, str) for o in self.cors_origins
+        ):
             raise ConfigurationError(
                 f"Setting CORS_ALLOWED_ORIGINS must be a list of origins, got {origins!r}"
             )

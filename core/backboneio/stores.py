@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .backend import Middleware, Request, Response
+from .backend import METHODS, Middleware, Request, Response
 from .errors import BadRequest, Conflict
 from .query import Query
 
@@ -85,6 +85,8 @@ class MemoryStore:
         self.models: dict[Any, dict[str, Any]] = {}
 
     def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
+        if req.method not in METHODS:
+            raise BadRequest(f"Unknown method {req.method!r}")
         handler = getattr(self, req.method)
         res.end(clone(handler(req)))
 

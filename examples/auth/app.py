@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import backboneio
-from backboneio.app import load_plugins
+from backboneio.plugins import load_plugins
 from backboneio.settings import Settings
 from flask import Flask, redirect, request, send_from_directory, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash

@@ -14,6 +14,10 @@
  */
 (function (root, factory) {
   if (typeof define === 'function' && define.amd) {
+    // A page with RequireJS may still load this file with a script tag after
+    // the globals, as Backbone's own build allows: patch them right away too.
+    // The factory is idempotent, so AMD's copy being the global is harmless.
+    if (root.Backbone && root._ && root.io) factory(root.Backbone, root._, root.io);
     define(['backbone', 'underscore', 'socket.io-client'], factory);
   } else if (typeof module === 'object' && module.exports) {
     module.exports = factory(require('backbone'), require('underscore'), require('socket.io-client'));
@@ -28,15 +32,32 @@
 })(typeof globalThis !== 'undefined' ? globalThis : this, function (Backbone, _, io) {
   'use strict';
 
+  if (Backbone.io && Backbone.io.originalSync) return Backbone.io;
+  // Bundlers hand over socket.io-client's module object rather than io().
+  if (typeof io !== 'function') io = io && (io.io || io['default']);
+  if (typeof io !== 'function') {
+    throw new TypeError('backbone.io.js: socket.io-client did not provide an io() function');
+  }
+
   var DEFAULT_SYNC_TIMEOUT = 30000;
+  var WRITES = {create: true, update: true, patch: true, delete: true};
+  // Events Backbone triggers itself: a listener for one of them is not waiting
+  // for notifications (used until the server has told the event prefix).
+  var BACKBONE_EVENTS = _.object(_.map([
+    'add', 'remove', 'update', 'reset', 'sort', 'destroy', 'request', 'sync', 'error',
+    'invalid', 'change', 'changeId'
+  ], function (key) { return [key, true]; }));
 
   // What Backbone and jQuery.ajax put into a sync's options for their own use:
-  // callbacks, the collection, flags. The server gets the rest, as JSON.
+  // callbacks, the collection, flags, HTTP settings. The server gets the rest, as JSON.
   var LOCAL_OPTIONS = _.object(_.map([
     'success', 'error', 'collection', 'attrs', 'xhr', 'context', 'parse', 'wait', 'patch',
     'validate', 'reset', 'merge', 'add', 'remove', 'silent', 'unset', 'at', 'sort', 'url',
     'emulateHTTP', 'emulateJSON', 'timeout', 'beforeSend', 'type', 'contentType',
-    'processData', 'dataType'
+    'processData', 'dataType', 'username', 'password', 'headers', 'xhrFields', 'crossDomain',
+    'cache', 'async', 'global', 'complete', 'statusCode', 'accepts', 'contents', 'converters',
+    'dataFilter', 'ifModified', 'isLocal', 'jsonp', 'jsonpCallback', 'method', 'mimeType',
+    'scriptAttrs', 'scriptCharset', 'traditional'
   ], function (key) { return [key, true]; }));
 
   var state = {
@@ -45,9 +66,10 @@
     ioOptions: {},
     syncTimeout: DEFAULT_SYNC_TIMEOUT,
     links: {},           // "name\u0000channel" -> Link
-    sharedNames: {},     // backend names already on the root socket's Manager
+    sharedNames: {},     // backend names whose link uses the root socket's Manager
     extraRoots: []       // Managers of second channels of one backend (see managerFor)
   };
+  var delivering = null;  // {event, method} while notify() triggers models
 
   function noop() {}
 
@@ -56,13 +78,23 @@
   }
 
   // A user callback that throws must not break socket.io's packet handling,
-  // yet the exception should still reach the console / process.
+  // nor the client's own bookkeeping, yet it should still reach the console.
   function guarded(fn, context, args) {
     try {
       return fn.apply(context, args);
     } catch (exc) {
       setTimeout(function () { throw exc; }, 0);
     }
+  }
+
+  // Runs fn after the current call stack, as an answer from the server would.
+  function later(fn) {
+    if (typeof Promise === 'function') Promise.resolve().then(fn);
+    else setTimeout(fn, 0);
+  }
+
+  function announce(name) {
+    guarded(Backbone.io.trigger, Backbone.io, _.toArray(arguments));
   }
 
   function deferred() {
@@ -83,6 +115,10 @@
     return {promise: promise, resolve: resolve, reject: reject};
   }
 
+  function positive(value) {
+    return typeof value === 'number' && value > 0 && value < Infinity;
+  }
+
   // -- backend specs ---------------------------------------------------------
 
   function parseSpec(spec) {
@@ -101,18 +137,29 @@
     return {name: name, channel: channel};
   }
 
-  // -- Link: one socket listening on one backend (and channel) ---------------
+  function keyOf(spec) {
+    return spec.name + '\u0000' + (spec.channel === null ? '' : spec.channel);
+  }
 
-  function Link(name, channel) {
-    this.name = name;
-    this.channel = channel;
+  // -- Link: one socket listening on one backend (and channel) ---------------
+  //
+  // A link holds the objects that want its notifications (subscribers) and the
+  // syncs not yet answered. When it holds neither it is closed, so neither
+  // discarded objects nor sockets of channels no longer used pile up.
+
+  function Link(spec) {
+    this.name = spec.name;
+    this.channel = spec.channel;
+    this.key = keyOf(spec);
     this.subscribers = [];
     this.queue = [];      // syncs waiting until the socket listens
     this.inflight = [];   // syncs sent, waiting for their ack
     this.socket = null;
+    this.extra = null;    // the root socket of this link's own Manager, if it has one
     this.ready = false;
     this.event = null;
     this.failure = null;  // an error every sync gets at once (refused, not allowed to listen)
+    this.releasing = false;
   }
 
   Link.prototype.describe = function () {
@@ -122,7 +169,7 @@
 
   Link.prototype.open = function () {
     var link = this;
-    var socket = this.socket = managerFor(this.name).socket('/' + this.name, {auth: state.ioOptions.auth});
+    var socket = this.socket = managerFor(this).socket('/' + this.name, {auth: state.ioOptions.auth});
     socket.on('connect', function () { if (socket === link.socket) link.listen(); });
     socket.on('disconnect', function (reason) {
       if (socket === link.socket) link.disconnected(reason);
@@ -131,10 +178,10 @@
       if (socket === link.socket) link.connectFailed(err);
     });
     socket.on('synced', function (method, model) {
-      if (socket === link.socket) link.notify(method, model);
+      if (socket === link.socket && link.ready) link.notify(link.event, method, model, []);
     });
     socket.on('error', function (payload) {
-      Backbone.io.trigger('error', (payload && payload.error) || payload, link.info());
+      announce('error', (payload && payload.error) || payload, link.info());
     });
     if (socket.connected) this.listen();
   };
@@ -161,21 +208,24 @@
       if (!answer || answer.error) {
         var failure = (answer && answer.error) ||
           error('BadRequest', 'The server gave no answer to listen on ' + link.describe(), 400);
-        Backbone.io.trigger('error', failure, link.info());
         // Syncs on a channel we could not join would reach the wrong audience.
         if (link.channel !== null) {
           link.failure = failure;
           link.failAll(link.queue.slice(), failure);
-          return;
+        } else {
+          link.event = link.event || 'backend';
+          link.failure = null;
+          link.ready = true;
+          link.flush();
         }
-        link.event = link.event || 'backend';
-      } else {
-        link.event = answer.event || 'backend';
+        announce('error', failure, link.info());
+        return;
       }
+      link.event = answer.event || 'backend';
       link.failure = null;
       link.ready = true;
-      Backbone.io.trigger('listen', link.name, link.channel, answer);
       link.flush();
+      announce('listen', link.name, link.channel, answer);
     });
   };
 
@@ -189,7 +239,7 @@
       this.failure = error('Unavailable', 'The server disconnected ' + this.describe(), 503);
       this.failAll(this.queue.slice(), this.failure);
     }
-    Backbone.io.trigger('disconnect', this.name, this.channel, reason);
+    announce('disconnect', this.name, this.channel, reason);
   };
 
   Link.prototype.connectFailed = function (err) {
@@ -197,23 +247,52 @@
     var data = err && err.data;
     this.failure = error('ConnectionRefused', (err && err.message) || 'Connection refused',
       (data && data.status) || 403, data ? {data: data} : {});
-    Backbone.io.trigger('error', this.failure, this.info());
     this.failAll(this.queue.slice(), this.failure);
+    announce('error', this.failure, this.info());
   };
 
-  Link.prototype.notify = function (method, model) {
-    if (!this.ready) return;
-    var event = this.event;
-    _.each(this.subscribers.slice(), function (target) {
-      var sub = target._backboneio;
-      if (sub && sub.bound) guarded(applyChange, null, [target, method, model]);
-      guarded(target.trigger, target, [event, method, model]);
-      guarded(target.trigger, target, [event + ':' + method, model]);
+  // Delivers one notification. Bound subscribers apply it first, so listeners
+  // see it applied. A model in a collection triggers only its own listeners
+  // (Backbone's forwarding is held back) and its collection hears it once,
+  // however many of its models subscribe.
+  Link.prototype.notify = function (event, method, model, skip) {
+    var members = _.filter(this.subscribers, function (obj) {
+      if (_.contains(skip, obj)) return false;
+      var sub = obj._backboneio;
+      if (sub.bound || hears(obj, event)) return true;
+      leave(obj, sub);  // its listeners were for other events after all
+      return false;
     });
+    _.each(members, function (obj) {
+      if (obj._backboneio.bound) guarded(applyChange, null, [obj, method, model]);
+    });
+    var targets = [];
+    _.each(members, function (obj) {
+      targets.push(obj);
+      if (obj instanceof Backbone.Model && obj.collection && !_.contains(skip, obj.collection)) {
+        targets.push(obj.collection);
+      }
+    });
+    var outer = delivering;
+    delivering = {event: event, method: method};
+    try {
+      _.each(_.uniq(targets), function (target) {
+        guarded(target.trigger, target, [event, method, model]);
+        guarded(target.trigger, target, [event + ':' + method, model]);
+      });
+    } finally {
+      delivering = outer;
+    }
   };
 
   Link.prototype.submit = function (entry) {
-    if (this.failure) return entry.settle(this.failure);
+    if (this.failure) {
+      var why = this.failure;
+      // As an answer would: after Backbone.sync returns, so save({wait}) has
+      // restored the attributes and destroy() has removed the model.
+      later(function () { entry.settle(why); });
+      return;
+    }
     this.queue.push(entry);
     if (this.ready) this.flush();
   };
@@ -230,7 +309,12 @@
     this.inflight.push(entry);
     this.socket.emit('sync', entry.request, function (err, result) {
       link.inflight = _.without(link.inflight, entry);
-      entry.settle(err ? (err.error || err) : null, result);
+      var failed = err ? (err.error || err) : null;
+      var method = entry.request.method;
+      entry.settle(failed, result);
+      // The server tells every other client; the other objects of this page
+      // share this socket, so they hear it from here.
+      if (!failed && WRITES[method]) echo(link, method, result, entry.origin);
     });
   };
 
@@ -239,65 +323,164 @@
     this.inflight = _.without(this.inflight, entry);
   };
 
+  // Everything is dequeued before any callback runs, so a callback that
+  // syncs again or throws cannot disturb the rest.
   Link.prototype.failAll = function (entries, why) {
     var link = this;
-    _.each(entries, function (entry) {
-      link.forget(entry);
-      entry.settle(why);
-    });
+    _.each(entries, function (entry) { link.forget(entry); });
+    _.each(entries, function (entry) { guarded(entry.settle, entry, [why]); });
+  };
+
+  Link.prototype.idle = function () {
+    return !this.subscribers.length && !this.queue.length && !this.inflight.length;
+  };
+
+  // Closes the link once the current call stack is done, if nothing needs it
+  // then (a fetch followed by bindBackend() keeps one socket). A refused link
+  // stays, so later syncs fail at once.
+  Link.prototype.release = function () {
+    var link = this;
+    if (link.releasing || !link.idle()) return;
+    link.releasing = true;
+    setTimeout(function () {
+      link.releasing = false;
+      if (!link.idle() || link.failure || state.links[link.key] !== link) return;
+      delete state.links[link.key];
+      link.close(null);
+      if (link.extra) {
+        link.extra.disconnect();
+        state.extraRoots = _.without(state.extraRoots, link.extra);
+      } else {
+        state.sharedNames[link.name] = false;
+      }
+    }, 0);
   };
 
   function linkFor(spec) {
-    var key = spec.name + '\u0000' + (spec.channel === null ? '' : spec.channel);
-    var link = state.links[key];
+    var link = state.links[keyOf(spec)];
     if (!link) {
-      link = state.links[key] = new Link(spec.name, spec.channel);
+      link = state.links[keyOf(spec)] = new Link(spec);
       if (state.root) link.open();
     }
     return link;
   }
 
+  // The sender's own page: its objects on the links the server would have
+  // notified (the sender's channel, or every channel when it has none).
+  function echo(link, method, model, origin) {
+    var skip = origin ? [origin, origin.collection] : [];
+    var links = link.channel !== null ? [link] : _.filter(state.links, function (other) {
+      return other.name === link.name;
+    });
+    _.each(links, function (other) {
+      guarded(other.notify, other, [link.event || other.event || 'backend', method, model, skip]);
+    });
+  }
+
   // Backends share the connection of the "/" socket. A socket listens on one
   // channel of its namespace, so a second channel of the same backend needs a
   // connection of its own.
-  function managerFor(name) {
-    if (!state.sharedNames[name]) {
-      state.sharedNames[name] = true;
+  function managerFor(link) {
+    if (!state.sharedNames[link.name]) {
+      state.sharedNames[link.name] = true;
       return state.root.io;
     }
-    var extra = io(state.url, _.extend({}, state.ioOptions, {forceNew: true}));
+    var extra = link.extra = io(state.url, _.extend({}, state.ioOptions, {forceNew: true}));
     state.extraRoots.push(extra);
     return extra.io;
   }
 
-  // -- subscriptions ---------------------------------------------------------
+  // -- routing and subscriptions ---------------------------------------------
+  //
+  // obj._backboneio: {spec, listenSpec, bound, muted, link}. `spec` routes the
+  // object's syncs; `listenSpec` is where its notifications come from (a
+  // collection with no backend listens on its model class's). `link` is set
+  // while the object is a subscriber: while it is bound, or has listeners
+  // that may be for notifications.
 
-  function subscribe(obj) {
-    if (_.has(obj, '_backboneio')) return obj._backboneio;
+  function specFrom(obj) {
     var spec = _.result(obj, 'backend');
-    if (!spec) return null;
-    var link = linkFor(parseSpec(spec));
-    var sub = obj._backboneio = {link: link, bound: false};
+    return spec ? parseSpec(spec) : null;
+  }
+
+  function route(obj) {
+    if (_.has(obj, '_backboneio')) return obj._backboneio;
+    var spec = specFrom(obj), listenSpec = spec;
+    if (!spec && obj instanceof Backbone.Collection && obj.model &&
+        obj.model.prototype instanceof Backbone.Model) {
+      try {
+        listenSpec = specFrom(obj.model.prototype);
+      } catch (exc) {
+        listenSpec = null;  // a backend function meant for instances
+      }
+    }
+    if (!listenSpec) return null;
+    obj._backboneio = {spec: spec, listenSpec: listenSpec, bound: false, muted: false, link: null};
+    return obj._backboneio;
+  }
+
+  function isForwarding(handler) {
+    var ctx = handler.context;
+    return ctx instanceof Backbone.Collection && handler.callback === ctx._onModelEvent;
+  }
+
+  // Whether `name` may be a notification event; `prefix` once the server said it.
+  function notificationName(name, prefix) {
+    if (name === 'all') return true;
+    if (prefix) return name === prefix || name.indexOf(prefix + ':') === 0;
+    var colon = name.indexOf(':');
+    if (colon === -1) return !BACKBONE_EVENTS[name];
+    return WRITES[name.slice(colon + 1)] === true;
+  }
+
+  function hears(obj, prefix) {
+    return _.some(obj._events, function (handlers, name) {
+      return notificationName(name, prefix) && _.some(handlers, function (handler) {
+        return !isForwarding(handler);
+      });
+    });
+  }
+
+  function join(obj, sub) {
+    var link = sub.link = linkFor(sub.listenSpec);
     link.subscribers.push(obj);
-    if (obj instanceof Backbone.Model) {
+    if (obj instanceof Backbone.Model && !sub.destroyHook) {
+      sub.destroyHook = true;
       obj.once('destroy', function () { unsubscribe(obj); });
     }
-    return sub;
+  }
+
+  function leave(obj, sub) {
+    var link = sub.link;
+    if (!link) return;
+    sub.link = null;
+    link.subscribers = _.without(link.subscribers, obj);
+    link.release();
+  }
+
+  function refresh(obj) {
+    var sub = obj._backboneio;
+    if (!sub) return;
+    var known = sub.link || state.links[keyOf(sub.listenSpec)];
+    var wanted = !sub.muted && (sub.bound || hears(obj, known && known.event));
+    if (wanted && !sub.link) join(obj, sub);
+    else if (!wanted && sub.link) leave(obj, sub);
   }
 
   function unsubscribe(obj) {
     var sub = obj._backboneio;
     if (!sub) return;
-    sub.link.subscribers = _.without(sub.link.subscribers, obj);
-    delete obj._backboneio;
+    sub.bound = false;
+    sub.muted = true;
+    leave(obj, sub);
   }
 
   // The backend a sync of `obj` goes to: its own, else its collection's.
-  function backendOf(obj) {
+  function routeOf(obj) {
     if (!obj) return null;
-    var own = subscribe(obj);
-    if (own) return own;
-    return obj.collection ? backendOf(obj.collection) : null;
+    var sub = route(obj);
+    if (sub && sub.spec) return sub.spec;
+    return obj.collection ? routeOf(obj.collection) : null;
   }
 
   function wrapConstructor(Original, isModel) {
@@ -308,7 +491,7 @@
         options.collection.backend === options.backend;
       if (options && options.backend && !inherited) this.backend = options.backend;
       var result = Original.apply(this, arguments);
-      subscribe(this);
+      if (route(this)) refresh(this);  // listeners added by initialize()
       return result;
     };
     _.extend(Wrapped, Original);
@@ -321,12 +504,61 @@
   Backbone.Collection = wrapConstructor(Backbone.Collection, false);
   Backbone.Collection.prototype.model = Backbone.Model;
 
+  // Subscribing follows the listeners: on/off (and so once, listenTo and
+  // stopListening, which call them) re-check an object with a backend.
+  _.each([Backbone.Model, Backbone.Collection], function (Class) {
+    var proto = Class.prototype, on = proto.on, off = proto.off;
+    proto.on = proto.bind = function () {
+      var result = on.apply(this, arguments);
+      if (_.has(this, '_backboneio')) refresh(this);
+      return result;
+    };
+    proto.off = proto.unbind = function (name, callback, context) {
+      var result = off.apply(this, arguments);
+      var sub = _.has(this, '_backboneio') && this._backboneio;
+      if (!sub) return result;
+      // A model leaving its collection (remove, reset) stops listening.
+      if (name === 'all' && context instanceof Backbone.Collection &&
+          callback === context._onModelEvent && !this.collection) {
+        sub.bound = false;
+      }
+      refresh(this);
+      return result;
+    };
+  });
+
+  // Backbone forwards every model event to its collections; a notification
+  // already reaches the collection once from notify().
+  var forwardModelEvent = Backbone.Collection.prototype._onModelEvent;
+  Backbone.Collection.prototype._onModelEvent = function (event) {
+    if (delivering && (event === delivering.event ||
+        event === delivering.event + ':' + delivering.method)) return;
+    return forwardModelEvent.apply(this, arguments);
+  };
+
   // -- bindBackend -----------------------------------------------------------
 
+  // One set() pass, so a replacement triggers 'change' once: Backbone runs
+  // nested set() calls as one change, which is what this does.
   function replaceAttributes(model, attrs) {
     var gone = _.difference(_.keys(model.attributes), _.keys(attrs));
-    model.set(attrs);
-    if (gone.length) model.set(_.object(gone, []), {unset: true});
+    if (!gone.length) return model.set(attrs);
+    if (model._changing) {
+      model.set(attrs);
+      return model.set(_.object(gone, []), {unset: true});
+    }
+    model._changing = true;
+    model._previousAttributes = _.clone(model.attributes);
+    model.changed = {};
+    try {
+      model.set(attrs);
+      model.set(_.object(gone, []), {unset: true});
+    } finally {
+      var pending = model._pending;
+      model._pending = false;
+      model._changing = false;
+      if (pending) model.trigger('change', model, pending);
+    }
   }
 
   function applyChange(target, method, attrs) {
@@ -351,15 +583,21 @@
   }
 
   function bindBackend() {
-    var sub = subscribe(this);
+    var sub = route(this);
     if (!sub) throw new Error('bindBackend() needs a backend on this ' +
       (this instanceof Backbone.Model ? 'model' : 'collection'));
     sub.bound = true;
+    sub.muted = false;
+    refresh(this);
     return this;
   }
 
   function unbindBackend() {
-    if (this._backboneio) this._backboneio.bound = false;
+    var sub = _.has(this, '_backboneio') && this._backboneio;
+    if (sub) {
+      sub.bound = false;
+      refresh(this);
+    }
     return this;
   }
 
@@ -396,50 +634,66 @@
     return out;
   }
 
-  function backendSync(method, model, options, sub) {
-    var link = sub.link;
+  function timeoutError(entry) {
+    var link = entry.link, ms = entry.timeout;
+    return error('Timeout', entry.sent
+      ? 'No answer from ' + link.describe() + ' within ' + ms + ' ms'
+      : 'Could not reach ' + link.describe() + ' within ' + ms + ' ms' +
+        (state.root ? ' (the server is unreachable)' : ' (Backbone.io.connect() was not called)'),
+      504, {method: entry.request.method});
+  }
+
+  function backendSync(method, model, options, spec) {
+    var link = linkFor(spec);
     var done = deferred();
     var success = options.success, failure = options.error;
-    var timeout = options.timeout != null ? options.timeout : state.syncTimeout;
+    // jQuery reads timeout: 0 as "no limit"; here every sync has one.
+    var own = positive(options.timeout);
     var entry = {
+      link: link,
+      origin: model,
       request: {method: method, model: wireModel(method, model, options), options: wireOptions(options)},
       sent: false,
       settled: false,
       timer: null,
+      ownTimeout: own,
+      started: Date.now(),
+      timeout: own ? options.timeout : state.syncTimeout,
+      arm: function (ms) {
+        if (entry.timer) clearTimeout(entry.timer);
+        entry.timeout = ms;
+        entry.timer = setTimeout(function () {
+          link.forget(entry);
+          entry.settle(timeoutError(entry));
+        }, Math.max(0, ms - (Date.now() - entry.started)));
+      },
       settle: function (err, result) {
         if (entry.settled) return;
         entry.settled = true;
         if (entry.timer) clearTimeout(entry.timer);
         if (err) {
           if (failure) guarded(failure, null, [err]);
-          done.reject(err);
+          guarded(done.reject, null, [err]);
         } else {
           if (success) guarded(success, null, [result]);
-          done.resolve(result);
+          guarded(done.resolve, null, [result]);
         }
+        link.release();
       }
     };
-    if (timeout > 0) {
-      entry.timer = setTimeout(function () {
-        link.forget(entry);
-        entry.settle(error('Timeout', entry.sent
-          ? 'No answer from ' + link.describe() + ' within ' + timeout + ' ms'
-          : 'Could not reach ' + link.describe() + ' within ' + timeout + ' ms' +
-            (state.root ? ' (the server is unreachable)' : ' (Backbone.io.connect() was not called)'),
-          504, {method: method}));
-      }, timeout);
-    }
-    model.trigger('request', model, done.promise, options);
+    entry.arm(entry.timeout);
     link.submit(entry);
+    // Backbone's own sync triggers it once the request is under way.
+    guarded(model.trigger, model, ['request', model, done.promise, options]);
     return done.promise;
   }
 
   var originalSync = Backbone.sync;
 
   Backbone.sync = function (method, model, options) {
-    var sub = backendOf(model);
-    if (!sub) return originalSync.apply(this, arguments);
-    return backendSync(method, model, options || {}, sub);
+    var spec = routeOf(model);
+    if (!spec) return originalSync.apply(this, arguments);
+    return backendSync(method, model, options || {}, spec);
   };
 
   // -- the public object -----------------------------------------------------
@@ -449,13 +703,25 @@
     originalSync: originalSync,
 
     connect: function (url, options) {
-      if (state.root) return state.root;
       if (_.isObject(url)) {
         options = url;
         url = undefined;
       }
       options = _.extend({}, options);
-      if (options.syncTimeout != null) state.syncTimeout = options.syncTimeout;
+      if (options.syncTimeout != null && !positive(options.syncTimeout)) {
+        throw new TypeError('syncTimeout must be a positive number of milliseconds; got ' +
+          JSON.stringify(options.syncTimeout));
+      }
+      if (state.root) return state.root;
+      if (options.syncTimeout != null) {
+        state.syncTimeout = options.syncTimeout;
+        // Syncs made before connect() were timed with the previous value.
+        _.each(state.links, function (link) {
+          _.each(link.queue, function (entry) {
+            if (!entry.ownTimeout) entry.arm(state.syncTimeout);
+          });
+        });
+      }
       delete options.syncTimeout;
       state.url = url;
       state.ioOptions = options;
@@ -467,21 +733,34 @@
     // Closes every socket; pending syncs fail. connect() may be called again.
     disconnect: function () {
       var why = error('Unavailable', 'Backbone.io.disconnect() was called', 503);
-      _.each(state.links, function (link) { link.close(why); link.failure = null; });
+      _.each(state.links, function (link) {
+        guarded(link.close, link, [why]);
+        link.failure = null;
+        link.extra = null;
+      });
       _.each(state.extraRoots, function (extra) { extra.disconnect(); });
       if (state.root) state.root.disconnect();
       state.root = null;
       state.sharedNames = {};
       state.extraRoots = [];
-      state.syncTimeout = DEFAULT_SYNC_TIMEOUT;
     },
 
-    // Stops delivering a backend's notifications to `obj`.
+    // Stops delivering a backend's notifications to `obj` (bindBackend() resumes).
     unsubscribe: unsubscribe,
 
     socketOf: function (obj) {
-      var sub = backendOf(obj);
-      return sub ? sub.link.socket : null;
+      var spec = routeOf(obj);
+      return spec ? linkFor(spec).socket : null;
+    },
+
+    // What the client holds, for debugging: one entry per open link.
+    links: function () {
+      return _.map(_.values(state.links), function (link) {
+        return {
+          backend: link.name, channel: link.channel, subscribers: link.subscribers.length,
+          pending: link.queue.length + link.inflight.length, ready: link.ready
+        };
+      });
     }
   }, Backbone.Events);
 
