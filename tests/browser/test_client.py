@@ -390,3 +390,33 @@ def test_after_a_server_restart_the_page_keeps_syncing_without_a_reload(
             "list.map((m) => m.title).sort())",
         )
         assert titles == ["after", "while down"]
+
+
+def test_a_throwing_jquery_callback_does_not_stop_the_other_syncs_or_disconnect(
+    server: ServerProcess, browser: Any
+) -> None:
+    # A context of its own: the thrown error must reach the page, which the
+    # shared fixture counts as a failure.
+    ctx = Context(browser)
+    try:
+        page = ctx.page(server.url + "/playground")
+        result = page.evaluate(
+            """() => {
+                const items = new Backbone.Collection([], {backend: 'items'});
+                const failed = [];
+                // never connected: both wait in the queue until disconnect()
+                items.fetch().fail(() => {
+                    failed.push('first');
+                    throw new Error('callback bug');
+                });
+                items.fetch().fail((err) => failed.push(err.name));
+                let threw = false;
+                try { Backbone.io.disconnect(); } catch (exc) { threw = true; }
+                return new Promise((resolve) => setTimeout(() => resolve({failed, threw}), 50));
+            }"""
+        )
+        page.wait_for_timeout(100)
+        assert result == {"failed": ["first", "Unavailable"], "threw": False}
+        assert any("callback bug" in error for error in ctx.errors)
+    finally:
+        ctx.close()

@@ -335,12 +335,15 @@
     return !this.subscribers.length && !this.queue.length && !this.inflight.length;
   };
 
-  // Closes the link once the current call stack is done, if nothing needs it
-  // then (a fetch followed by bindBackend() keeps one socket). A refused link
-  // stays, so later syncs fail at once.
+  // Closes a channel's link once the current call stack is done, if nothing
+  // needs it then (a fetch followed by bindBackend() keeps one socket): pages
+  // that move between rooms must not keep a socket per room. A backend's
+  // link without a channel stays, one per backend, so 'listen' and
+  // 'disconnect' keep reporting the connection. A refused link stays, so
+  // later syncs fail at once.
   Link.prototype.release = function () {
     var link = this;
-    if (link.releasing || !link.idle()) return;
+    if (link.channel === null || link.releasing || !link.idle()) return;
     link.releasing = true;
     setTimeout(function () {
       link.releasing = false;
