@@ -80,7 +80,6 @@ def get_plugin_manager(
                 raise ConfigurationError(f"Plugin {ep.name!r} failed to load: {exc}") from exc
             log.error("Skipping plugin %r: it failed to load: %s", ep.name, exc)
             continue
-        _remember_distribution(pm, ep)
     if wanted is not None and wanted - found:
         missing = sorted(wanted - found)
         installed = sorted(ep.name for ep in installed_entry_points())
@@ -115,16 +114,11 @@ def load_plugins(settings: Settings, *, extra: Iterable[Any] = ()) -> pluggy.Plu
     return pm
 
 
-def _remember_distribution(pm: pluggy.PluginManager, ep: EntryPoint) -> None:
-    pm._backboneio_dists = getattr(pm, "_backboneio_dists", {})  # type: ignore[attr-defined]
-    pm._backboneio_dists[ep.name] = ep.dist  # type: ignore[attr-defined]
-
-
 def describe_plugins(
     pm: pluggy.PluginManager, *, include_defaults: bool = False
 ) -> list[PluginInfo]:
     """What ``backboneio plugins`` prints: name, version and hooks of each plugin."""
-    dists = getattr(pm, "_backboneio_dists", {})
+    dists = {ep.name: ep.dist for ep in installed_entry_points()}
     infos = []
     for name, plugin in pm.list_name_plugin():
         default = name in DEFAULT_PLUGINS
