@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from backboneio.errors import BadRequest
 from backboneio.query import And, Compare, Condition, Or, Query, is_number
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
@@ -295,7 +296,12 @@ def column_operand(kind: str, value: Any) -> Any:
 
 
 class ColumnTable(Translator):
-    """Conditions on ordinary columns; attributes that are not columns never match."""
+    """Conditions on ordinary columns.
+
+    The table's columns are its schema, so a query naming an attribute that is
+    no column is a mistake (a typo, a renamed field) and is refused, unlike in a
+    document table where a field no model has simply matches nothing.
+    """
 
     def __init__(
         self, columns: Mapping[str, sa.Column[Any]], id_attribute: str, *, postgresql: bool
@@ -303,6 +309,17 @@ class ColumnTable(Translator):
         self.columns = columns
         self.id_attribute = id_attribute
         self.postgresql = postgresql
+
+    def plan(self, query: Query) -> Plan:
+        named = set(query.fields) | {key.field for key in query.sort} | set(query.select or ())
+        unknown = sorted(named - set(self.columns) - {self.id_attribute})
+        if unknown:
+            raise BadRequest(
+                f"No column {unknown[0]!r} to query; the columns are "
+                + ", ".join(sorted(self.columns)),
+                field=unknown[0],
+            )
+        return super().plan(query)
 
     def column(self, field: str) -> tuple[SQLExpr, str] | None:
         column = self.columns.get(field)

@@ -278,7 +278,9 @@ def test_bad_input_is_refused_writes_nothing_and_tells_no_one(tmp_path: Path) ->
         assert_refused(notes, "create", {"id": ["a"]}, "id must be")
         error, _ = notes.sync("read", {}, {"data": {"n": {"$regex": "x"}}})
         assert error["error"]["name"] == "BadRequest" and "$regex" in error["error"]["message"]
-        assert alice.ok("read", {}, {"data": {"colour": "red"}}) == []
+        error, _ = alice.sync("read", {}, {"data": {"colour": "red"}})
+        assert error["error"]["name"] == "BadRequest" and "colour" in error["error"]["message"]
+        assert notes.ok("read", {}, {"data": {"colour": "red"}}) == []  # schemaless: no match
         assert alice.ok("read") == [kept]
         assert notes.ok("read") == []
         assert bob.heard_nothing()
