@@ -75,7 +75,7 @@ def measure(quick: bool = False) -> list[dict[str, Any]]:
         candidates: list[tuple[str, Callable[[], Middleware] | None]] = [
             ("memory", store_maker("memory")),
             (
-                "sqlalchemy (SQLite)",
+                "sqlalchemy (SQLite file, WAL)",
                 store_maker("sqlalchemy", url=f"sqlite:///{Path(tmp, 'bench.sqlite3')}"),
             ),
             (

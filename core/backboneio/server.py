@@ -85,7 +85,7 @@ class Server(socketio.Server):
             return
         error = public_error(
             PayloadTooLarge(
-                f"Message of {len(data)} bytes exceeds the limit of {limit}", limit=limit
+                f"Message of {len(data)} characters exceeds the limit of {limit}", limit=limit
             )
         )
         if pkt.packet_type == packet.EVENT and pkt.id is not None:

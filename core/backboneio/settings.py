@@ -120,7 +120,7 @@ class Settings:
         expect("DEBUG", bool, "True or False")
         expect("HOST", str, "a string")
         expect("PORT", int, "an integer")
-        expect("MAX_MESSAGE_SIZE", int, "a number of bytes")
+        expect("MAX_MESSAGE_SIZE", int, "a number of characters")
         expect("SYNC_TIMEOUT", (int, float), "a number of seconds")
         expect("BACKENDS", dict, "a dict of backend name -> dict")
         if not self.EVENT:
