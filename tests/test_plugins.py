@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,22 @@ def test_hook_authenticate(server, connect):
 
 def test_authenticate_can_refuse_with_a_reason(server):
     assert refusal(server.url, "messages", auth={"refuse": "not today"}) == {"message": "not today"}
+
+
+def test_an_identity_that_expires_is_disconnected_and_hears_nothing_after(server, connect):
+    writer = connect(server.url, "messages", auth={"user": "bob"})
+    brief = connect(server.url, "messages", auth={"user": "eve", "expires_in": 1.0})
+    assert brief.call("whoami") == "eve"
+    disconnected = threading.Event()
+    brief.sio.on("disconnect", lambda *reason: disconnected.set(), namespace="/messages")
+    assert disconnected.wait(10), "the server kept a connection whose identity expired"
+    writer.ok("create", {"text": "after eve's credentials ran out"})
+    assert brief.heard_nothing()
+
+
+def test_an_identity_already_expired_is_refused(server):
+    reason = refusal(server.url, "messages", auth={"user": "eve", "expires_in": -5})
+    assert reason == {"message": "Credentials expired"}
 
 
 def test_a_crashing_authenticate_refuses_without_details(server):

@@ -75,7 +75,9 @@ def authenticate(environ: dict[str, Any], auth: Any, backend: str, settings: Set
     (or None). Return an identity (any non-None value, ``req.identity`` from
     then on), return None to leave the decision to other plugins (anonymous
     if none decides), or raise :class:`backboneio.ConnectionRefused` to refuse
-    the connection with a reason the client sees in ``connect_error``.
+    the connection with a reason the client sees in ``connect_error``. An
+    identity with an ``expires_at`` attribute (seconds since the epoch) is
+    disconnected when that time passes.
     """
 
 

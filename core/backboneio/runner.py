@@ -62,6 +62,11 @@ def spawn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return eventlet.spawn(fn, *args, **kwargs)
 
 
+def call_later(seconds: float, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` in a green thread after ``seconds``; ``.cancel()`` stops it."""
+    return eventlet.spawn_after(seconds, fn, *args)
+
+
 def sleep(seconds: float = 0) -> None:
     eventlet.sleep(seconds)
 

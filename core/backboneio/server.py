@@ -6,6 +6,7 @@ docs/protocol.md describes the messages; this module implements them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,20 @@ class Client:
     environ: dict[str, Any] = field(default_factory=dict)
     channel: str | None = None
     session: dict[str, Any] = field(default_factory=dict)
+    expiry: Any = None  # the timer that disconnects it when its identity expires
+
+
+def expires_at(identity: Any) -> float | None:
+    """When an identity stops being valid (seconds since the epoch), if it says.
+
+    An ``authenticate`` hook may return an identity with an ``expires_at``
+    attribute (a signed token's ``exp``); the socket is disconnected then, so
+    an expired credential neither writes nor hears notifications.
+    """
+    value = getattr(identity, "expires_at", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 class Server(socketio.Server):
@@ -173,10 +188,23 @@ class BackendNamespace(socketio.Namespace):
                 f"Authentication failed: {exc}" if self.settings.DEBUG else "Authentication failed"
             )
             raise socketio.exceptions.ConnectionRefusedError(message) from exc
-        self.clients[sid] = Client(identity=identity, environ=environ)
+        client = self.clients[sid] = Client(identity=identity, environ=environ)
+        deadline = expires_at(identity)
+        if deadline is not None:
+            if deadline <= time.time():
+                del self.clients[sid]
+                raise socketio.exceptions.ConnectionRefusedError("Credentials expired")
+            client.expiry = runner.call_later(deadline - time.time(), self.expire, sid, client)
+
+    def expire(self, sid: str, client: Client) -> None:
+        if self.clients.get(sid) is client:
+            log.info("disconnecting %s from %r: its credentials expired", sid, self.name)
+            self.disconnect(sid)
 
     def on_disconnect(self, sid: str, *reason: Any) -> None:
-        self.clients.pop(sid, None)
+        client = self.clients.pop(sid, None)
+        if client is not None and client.expiry is not None:
+            client.expiry.cancel()
 
     def client(self, sid: str) -> Client:
         try:

@@ -7,6 +7,7 @@ the settings module sets ``TESTPLUGIN = True``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -81,6 +82,10 @@ def authenticate(environ: dict[str, Any], auth: Any, backend: str, settings: Set
         raise ConnectionRefused(auth["refuse"])
     if "crash" in auth:
         raise RuntimeError("secret-token-abc leaked?")
+    if "expires_in" in auth:
+        identity = ExpiringIdentity(auth.get("user"))
+        identity.expires_at = time.time() + float(auth["expires_in"])
+        return identity
     return auth.get("user")
 
 
@@ -150,3 +155,9 @@ def after_write(
                 "via": "sync" if req is not None else "emit",
             },
         )
+
+
+class ExpiringIdentity(str):
+    """A user name whose credentials run out at ``expires_at``."""
+
+    expires_at: float
