@@ -21,8 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 import backboneio
+from backboneio.backend import Middleware
 from backboneio.plugins import load_plugins
 from backboneio.settings import Settings
+from backboneio.stores import MemoryStore
 from flask import Flask, redirect, request, send_from_directory, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -174,6 +176,33 @@ def stamp_author(
     next()
 
 
+def authors_only(store: MemoryStore) -> Middleware:
+    """Update, patch and delete only for the author of the stored message.
+
+    It reads the stored message, not the one the client sent: the client's
+    copy can claim any author. The read and the write run without yielding
+    to other clients in between, so the check holds for the write it guards.
+    """
+
+    def check(req: backboneio.Request, res: backboneio.Response, next: Callable[..., None]) -> None:
+        try:
+            stored = store.models.get(req.model_id)
+        except TypeError:  # an unhashable id, which the store refuses as BadRequest
+            stored = None
+        if stored is None:
+            return next()  # the store answers NotFound (or BadRequest) itself
+        if stored.get("author") != req.identity:
+            raise backboneio.Forbidden("Only the author may change or delete a message")
+        if req.method != "delete":
+            # An edit keeps who wrote it and when, whatever the client sends.
+            req.model["author"] = req.identity
+            if "at" in stored:
+                req.model["at"] = stored["at"]
+        return next()
+
+    return check
+
+
 def build_server(secret_key: str, assets: str | None = None) -> backboneio.Server:
     """The Flask app and the ``messages`` backend behind one Socket.IO server."""
     settings = Settings(
@@ -189,8 +218,10 @@ def build_server(secret_key: str, assets: str | None = None) -> backboneio.Serve
     )
     plugins = load_plugins(settings)  # declares and checks the plugin's settings
     messages = backboneio.create_backend()
+    store = backboneio.stores.memory()
     messages.use("create", stamp_author)
-    messages.use(backboneio.stores.memory())
+    messages.use("update", "patch", "delete", authors_only(store))
+    messages.use(store)
     flask_app = create_flask_app(secret_key, assets)
     return backboneio.listen(flask_app, {"messages": messages}, settings=settings, plugins=plugins)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import time
 from typing import Any
 
@@ -47,3 +48,10 @@ def reason(url: str, backend: str, **kwargs: Any) -> str:
 
 def connect(url: str, backend: str, **kwargs: Any) -> BackendClient:
     return BackendClient(url, backend, **kwargs)
+
+
+def disconnects(client: BackendClient) -> queue.Queue[Any]:
+    """A queue that gets an item when the server disconnects this client's namespace."""
+    gone: queue.Queue[Any] = queue.Queue()
+    client.sio.on("disconnect", lambda *reason: gone.put(reason), namespace=client.namespace)
+    return gone

@@ -115,6 +115,40 @@ def test_a_visitor_reads_but_cannot_send(example: str) -> None:
         assert all(m["text"] != "anonymous" for m in visitor.ok("read"))
 
 
+def test_only_the_author_may_change_or_delete_a_message(example: str) -> None:
+    alice_cookie = log_in(example, "alice", "alice-password")
+    bob_cookie = log_in(example, "bob", "bob-password")
+    assert alice_cookie
+    assert bob_cookie
+    with (
+        connect(example, "messages", headers=cookie_header(alice_cookie)) as alice,
+        connect(example, "messages", headers=cookie_header(bob_cookie)) as bob,
+    ):
+        original = alice.ok("create", {"text": "alice wrote this"})
+        attempts = [
+            ("update", {**original, "text": "bob rewrote it", "author": "bob"}),
+            ("update", {**original, "text": "alice says something else"}),
+            ("patch", {"id": original["id"], "text": "bob rewrote it"}),
+            ("patch", {"id": original["id"], "author": "bob"}),
+            ("delete", {"id": original["id"]}),
+        ]
+        for method, model in attempts:
+            error, result = bob.sync(method, model)
+            assert result is None, (method, model)
+            assert error["error"]["name"] == "Forbidden", (method, model)
+            assert error["error"]["status"] == 403
+        assert bob.ok("read", {"id": original["id"]}) == original
+
+        # Her own edits pass, and cannot hand the message to someone else.
+        edited = alice.ok("patch", {"id": original["id"], "text": "edited", "author": "bob"})
+        assert edited == {**original, "text": "edited"}
+        replaced = alice.ok("update", {"id": original["id"], "text": "v3", "author": "bob"})
+        assert replaced == {**original, "text": "v3"}
+        assert alice.ok("delete", {"id": original["id"]}) == replaced
+        error, _ = alice.sync("patch", {"id": original["id"], "text": "gone"})
+        assert error["error"]["name"] == "NotFound"
+
+
 def test_a_wrong_password_gets_no_session(example: str) -> None:
     assert log_in(example, "alice", "not-her-password") is None
 

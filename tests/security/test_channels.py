@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.security.helpers import SECRET, connect, token
+from tests.security.helpers import SECRET, connect, reason, refusal, token
 from tests.support.client import BackendClient
 from tests.support.server import ServerProcess
 
@@ -57,10 +57,32 @@ def test_a_limited_token_cannot_leave_its_channels_for_the_whole_backend(server:
         assert client.listen()["error"]["name"] == "Forbidden"
 
 
-def test_channel_patterns_in_the_claim(server: str) -> None:
-    with connect(server, "messages", auth={"token": token(channels=["room-*"])}) as client:
+def test_channel_patterns_in_the_claim_are_marked_glob(server: str) -> None:
+    with connect(server, "messages", auth={"token": token(channels=["glob:room-*"])}) as client:
         assert client.listen("room-42")["channel"] == "room-42"
         assert client.listen("lobby")["error"]["name"] == "Forbidden"
+
+
+def test_unmarked_entries_are_exact_names_even_with_pattern_characters(server: str) -> None:
+    # A token issued for the user called "*" lists "user-*": that is one
+    # channel, not every user's.
+    limited = token(sub="*", channels=["user-*", "team-[ab]"])
+    with connect(server, "messages", auth={"token": limited}) as client:
+        assert client.listen("user-*")["channel"] == "user-*"
+        answer = client.listen("user-bob")
+        assert answer["error"]["name"] == "Forbidden"
+        assert client.listen("team-a")["error"]["name"] == "Forbidden"
+        assert client.listen("team-[ab]")["channel"] == "team-[ab]"
+
+
+def test_anonymous_clients_are_refused_unless_the_settings_allow_them(server: str) -> None:
+    # Anonymous sockets carry no channels claim, so letting them in would
+    # undo every token's channel limit.
+    assert reason(server, "messages") == "Token required"
+    with ServerProcess(CHANNEL_SETTINGS + "TOKEN_AUTH_REQUIRED = False\n") as open_srv:
+        assert refusal(open_srv.url, "messages") is None
+        with connect(open_srv.url, "messages") as anonymous:
+            assert anonymous.listen("team-a")["channel"] == "team-a"
 
 
 def test_a_token_without_the_claim_may_use_any_channel(server: str) -> None:

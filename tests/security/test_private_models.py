@@ -6,17 +6,20 @@ installed through its entry point like any user would install it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import jwt
 import pytest
 
-from tests.security.helpers import SECRET, connect, token
+from tests.security.helpers import SECRET, connect, reason, token
 from tests.support.server import ServerProcess
 
 SETTINGS = f"""
 PLUGINS = ["backboneio-token-auth"]
 TOKEN_AUTH_SECRET = {SECRET!r}
 TOKEN_AUTH_OWNER_ATTRIBUTE = "owner"
+TOKEN_AUTH_REQUIRED = False  # to show anonymous sockets do not hear private models either
 BACKENDS = {{"notes": {{"store": "memory"}}}}
 """
 
@@ -65,3 +68,9 @@ def test_updates_and_deletes_of_a_private_model_stay_private(server: str) -> Non
             ("create", end),
         ]
         assert dave.next_synced() == ("create", end)
+
+
+def test_with_private_models_a_token_needs_a_subject(server: str) -> None:
+    # Without "sub" a token could never own anything; refusing it says so at once.
+    nobody = jwt.encode({"exp": int(time.time()) + 60, "role": "reader"}, SECRET)
+    assert reason(server, "notes", auth={"token": nobody}) == "Token lacks the 'sub' claim"

@@ -16,8 +16,18 @@ from pathlib import Path
 
 import jwt
 import pytest
+import socketio
 
-from tests.security.helpers import OTHER_SECRET, SECRET, connect, reason, refusal, rsa_keys, token
+from tests.security.helpers import (
+    OTHER_SECRET,
+    SECRET,
+    connect,
+    disconnects,
+    reason,
+    refusal,
+    rsa_keys,
+    token,
+)
 from tests.support.server import ServerProcess
 
 HS_SETTINGS = f"""
@@ -49,6 +59,7 @@ def rsa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 PLUGINS = ["backboneio-token-auth"]
 TOKEN_AUTH_PUBLIC_KEY = {str(key_file)!r}
 TOKEN_AUTH_ALGORITHMS = ["RS256"]
+TOKEN_AUTH_REQUIRED = False
 BACKENDS = {{"messages": {{"store": "memory"}}}}
 """
     with ServerProcess(settings) as srv:
@@ -57,6 +68,18 @@ BACKENDS = {{"messages": {{"store": "memory"}}}}
 
 def b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def hs256(header: dict[str, object], claims: dict[str, object], key: str = SECRET) -> str:
+    """A token signed with the right key but a header PyJWT's encode would not write."""
+    signing_input = f"{b64(header)}.{b64(claims)}"
+    mac = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def wait_past(deadline: float) -> None:
+    while time.time() <= deadline + 0.2:  # wait for the clock, not for the server
+        time.sleep(0.1)
 
 
 def test_a_valid_token_connects_and_writes(hs_server: str) -> None:
@@ -133,21 +156,61 @@ def test_a_non_string_token_is_refused(hs_server: str) -> None:
     assert message == "Malformed token: auth.token must be a string"
 
 
-def test_a_token_that_expires_while_connected_can_no_longer_write(hs_server: str) -> None:
+@pytest.mark.parametrize("exp_type", [int, str])
+def test_a_token_that_expires_while_connected_is_disconnected(
+    hs_server: str, exp_type: type
+) -> None:
+    # PyJWT accepts an exp it can turn into an integer, "1767225600" too;
+    # the string must expire all the same.
     expires = int(time.time()) + 2
-    short = valid(exp=expires)
-    with connect(hs_server, "messages", auth={"token": short}) as client:
-        assert client.ok("create", {"text": "in time"})
-        while time.time() <= expires + 0.2:  # wait for the clock, not for the server
-            time.sleep(0.1)
-        error, result = client.sync("create", {"text": "too late"})
-        assert result is None
-        assert error["error"]["name"] == "Unauthorized"
-        assert error["error"]["message"].startswith("Token expired")
-        listen = client.listen("room")
-        assert listen["error"]["name"] == "Unauthorized"
+    short = valid(exp=exp_type(expires))
+    with (
+        connect(hs_server, "messages", auth={"token": short}) as listener,
+        connect(hs_server, "messages", auth={"token": valid()}) as writer,
+    ):
+        gone = disconnects(listener)
+        listener.listen("expiry")
+        writer.listen("expiry")
+        before = writer.ok("create", {"text": "in time"})
+        assert listener.next_synced() == ("create", before)
+        assert listener.ok("read", {"id": before["id"]}) == before
+        # The server ends the socket at exp: it hears nothing more and can send nothing.
+        assert gone.get(timeout=10) is not None
+        writer.ok("create", {"text": "after expiry"})
+        with pytest.raises(socketio.exceptions.BadNamespaceError):
+            listener.sync("create", {"text": "too late"})
     with connect(hs_server, "messages", auth={"token": valid()}) as other:
-        assert all(m["text"] != "too late" for m in other.ok("read"))
+        texts = [m["text"] for m in other.ok("read")]
+        assert "after expiry" in texts
+        assert "too late" not in texts
+
+
+def test_a_token_without_exp_is_refused(hs_server: str) -> None:
+    forever = jwt.encode({"sub": "alice", "iss": "https://login.test", "aud": "chat"}, SECRET)
+    assert reason(hs_server, "messages", auth={"token": forever}) == "Token lacks the 'exp' claim"
+
+
+def test_an_exp_beyond_any_clock_is_refused(hs_server: str) -> None:
+    # An integer PyJWT accepts, but not a time the server could ever wait for.
+    endless = valid(exp=10**400)
+    assert reason(hs_server, "messages", auth={"token": endless}) == (
+        "Token has an invalid 'exp' claim"
+    )
+
+
+def test_a_non_string_key_id_is_malformed_not_a_server_failure(hs_server: str) -> None:
+    claims = {"sub": "alice", "iss": "https://login.test", "aud": "chat", "exp": time.time() + 60}
+    odd = hs256({"alg": "HS256", "typ": "JWT", "kid": 123}, claims)
+    assert reason(hs_server, "messages", auth={"token": odd}) == "Malformed token"
+
+
+def test_a_long_algorithm_name_is_not_echoed_whole(hs_server: str) -> None:
+    claims = {"sub": "alice", "exp": time.time() + 60}
+    long_alg = hs256({"alg": "A" * 5000, "typ": "JWT"}, claims)
+    message = reason(hs_server, "messages", auth={"token": long_alg})
+    assert message.startswith("Token algorithm 'AAAA")
+    assert message.endswith("is not accepted")
+    assert len(message) < 60
 
 
 def test_rs256_accepts_a_token_signed_with_the_private_key(

@@ -5,13 +5,17 @@ The browser passes the token in the Socket.IO ``auth`` payload,
 non-browser client sends ``Authorization: Bearer <token>``. The token is
 checked at connect time (signature, algorithm, ``exp``, ``nbf``, issuer,
 audience); a bad one is refused with a reason the client sees in
-``connect_error``. Its claims become ``req.identity``, and ``exp`` is checked
-again on every later listen and sync, so a socket whose token expires stops
-being allowed in without being disconnected.
+``connect_error``. Tokens must carry ``exp``. Its claims become
+``req.identity``; the server disconnects the socket when ``exp`` passes (the
+identity's ``expires_at``), and ``exp`` is checked again on every listen and
+sync as well. Connections without a token are refused unless the settings say
+``TOKEN_AUTH_REQUIRED = False``.
 
-A ``channels`` claim limits which channels a token may listen to (shell-style
-patterns such as ``"room-*"``). With ``TOKEN_AUTH_OWNER_ATTRIBUTE`` set,
-notifications about models marked private only reach their owner.
+A ``channels`` claim limits which channels a token may listen to: exact names,
+or shell-style patterns marked ``glob:`` (``"glob:room-*"``). Anonymous
+sockets, when allowed, are not limited by it. With
+``TOKEN_AUTH_OWNER_ATTRIBUTE`` set, notifications about models marked private
+only reach their owner.
 
     PLUGINS = ["backboneio-token-auth"]
     TOKEN_AUTH_SECRET = os.environ["JWT_SECRET"]          # HS256, or:
@@ -67,7 +71,17 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ),
     ("TOKEN_AUTH_ISSUER", None, "Required 'iss' claim, if set."),
     ("TOKEN_AUTH_AUDIENCE", None, "Required 'aud' claim (a string or a list), if set."),
-    ("TOKEN_AUTH_REQUIRED", False, "Refuse connections without a token."),
+    (
+        "TOKEN_AUTH_REQUIRED",
+        True,
+        "Refuse connections without a token; False lets anonymous sockets in, unconfined "
+        "by any channels claim.",
+    ),
+    (
+        "TOKEN_AUTH_REQUIRE_EXP",
+        True,
+        "Refuse tokens without an 'exp' claim; False accepts tokens that never expire.",
+    ),
     ("TOKEN_AUTH_LEEWAY", 0, "Seconds of clock skew allowed on exp, nbf and iat."),
     ("TOKEN_AUTH_CHANNELS_CLAIM", "channels", "Claim listing the channels a token may use."),
     (
@@ -82,14 +96,30 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ),
 )
 DEFAULTS = {name: default for name, default, _ in SETTINGS}
+# A channels claim entry with this prefix is a shell-style pattern; any other
+# entry is an exact name, so a user called "*" cannot make "user-*" match all.
+GLOB_PREFIX = "glob:"
+# How much of a refused 'alg' header is repeated back to the client.
+MAX_ALG_SHOWN = 20
 
 
 class Claims(dict):
     """A verified token's claims: the identity of a token-authenticated socket."""
 
+    # Set by the verifier; a class default keeps copies (which skip __init__) usable.
+    leeway: float = 0
+
     @property
     def subject(self) -> Any:
         return self.get("sub")
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the token stops being valid, leeway included; the server disconnects then."""
+        exp = self.get("exp")
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            return exp + self.leeway
+        return None
 
 
 def setting(settings: Settings, name: str) -> Any:
@@ -149,12 +179,16 @@ class TokenVerifier:
         self.issuer = setting(settings, "TOKEN_AUTH_ISSUER")
         self.audience = setting(settings, "TOKEN_AUTH_AUDIENCE")
         self.required = bool(setting(settings, "TOKEN_AUTH_REQUIRED"))
+        self.require_exp = bool(setting(settings, "TOKEN_AUTH_REQUIRE_EXP"))
         self.leeway = setting(settings, "TOKEN_AUTH_LEEWAY")
         if not isinstance(self.leeway, (int, float)) or self.leeway < 0:
             raise ConfigurationError("TOKEN_AUTH_LEEWAY must be a number of seconds >= 0")
         self.channels_claim = setting(settings, "TOKEN_AUTH_CHANNELS_CLAIM")
         self.owner_attribute = setting(settings, "TOKEN_AUTH_OWNER_ATTRIBUTE")
         self.private_attribute = setting(settings, "TOKEN_AUTH_PRIVATE_ATTRIBUTE")
+        self.required_claims = (["exp"] if self.require_exp else []) + (
+            ["sub"] if self.owner_attribute else []
+        )
 
     def _algorithms(self, value: Any) -> list[str]:
         if value is None:
@@ -194,12 +228,17 @@ class TokenVerifier:
     def verify(self, token: str) -> Claims:
         try:
             alg = jwt.get_unverified_header(token).get("alg")
-        except jwt.DecodeError:
+        except (jwt.PyJWTError, TypeError, ValueError):
+            # Any header PyJWT rejects (bad base64, a non-string kid...) is
+            # the client's mistake, not a server failure worth a stack trace.
             raise ConnectionRefused("Malformed token") from None
         if alg not in self.algorithms:
             # Also what stops "alg: none" and HS256 tokens signed with the
             # public key: the key is chosen by our settings, never by the token.
-            raise ConnectionRefused(f"Token algorithm {alg!r} is not accepted")
+            shown = repr(alg)
+            if len(shown) > MAX_ALG_SHOWN:
+                shown = shown[:MAX_ALG_SHOWN] + "..."
+            raise ConnectionRefused(f"Token algorithm {shown} is not accepted")
         key = self.secret if alg in HMAC_ALGORITHMS else self.public_key
         try:
             claims = jwt.decode(
@@ -209,6 +248,7 @@ class TokenVerifier:
                 issuer=self.issuer,
                 audience=self.audience,
                 leeway=self.leeway,
+                options={"require": self.required_claims},
             )
         except jwt.ExpiredSignatureError:
             raise ConnectionRefused("Token expired") from None
@@ -222,9 +262,19 @@ class TokenVerifier:
             raise ConnectionRefused(f"Token lacks the {exc.claim!r} claim") from None
         except jwt.InvalidSignatureError:
             raise ConnectionRefused("Token signature is invalid") from None
-        except jwt.InvalidTokenError:
+        except (jwt.PyJWTError, TypeError, ValueError):
             raise ConnectionRefused("Malformed token") from None
-        return Claims(claims)
+        if "exp" in claims:
+            # PyJWT accepts an exp it can int(), such as "1767225600"; keep
+            # the number so expiry is enforced on what was verified.
+            try:
+                claims["exp"] = int(claims["exp"])
+                float(claims["exp"])  # 10**400 is an int, but no time the server can wait for
+            except (TypeError, ValueError, OverflowError):
+                raise ConnectionRefused("Token has an invalid 'exp' claim") from None
+        verified = Claims(claims)
+        verified.leeway = self.leeway
+        return verified
 
     def authenticate(self, environ: dict[str, Any], auth: Any) -> Claims | None:
         token = self.token_from(environ, auth)
@@ -237,8 +287,10 @@ class TokenVerifier:
     # -- while connected ----------------------------------------------------
 
     def expired(self, claims: Claims) -> bool:
-        exp = claims.get("exp")
-        return isinstance(exp, (int, float)) and time.time() > exp + self.leeway
+        # The server disconnects at expires_at; this also covers a request
+        # that arrives in the same instant, before the disconnect has run.
+        deadline = claims.expires_at
+        return deadline is not None and time.time() >= deadline
 
     def allowed_channels(self, claims: Claims) -> list[str] | None:
         if not self.channels_claim or self.channels_claim not in claims:
@@ -263,7 +315,7 @@ class TokenVerifier:
                 "This token is limited to channels; listen to one of them first",
                 channels=allowed,
             )
-        if not any(fnmatch.fnmatchcase(channel, pattern) for pattern in allowed):
+        if not any(channel_matches(channel, entry) for entry in allowed):
             raise Forbidden(f"This token does not allow channel {channel!r}", channels=allowed)
 
     def recipient_allowed(self, identity: Any, model: Any) -> bool:
@@ -271,6 +323,13 @@ class TokenVerifier:
             return True
         owner = model.get(self.owner_attribute)
         return isinstance(identity, Claims) and owner is not None and identity.subject == owner
+
+
+def channel_matches(channel: str, entry: str) -> bool:
+    """Whether a channels claim entry allows this channel: exact, or a ``glob:`` pattern."""
+    if entry.startswith(GLOB_PREFIX):
+        return fnmatch.fnmatchcase(channel, entry[len(GLOB_PREFIX) :])
+    return channel == entry
 
 
 VERIFIER_ATTRIBUTE = "_token_auth_verifier"

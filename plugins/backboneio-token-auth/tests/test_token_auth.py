@@ -13,10 +13,13 @@ from typing import Any
 
 import jwt
 import pytest
+from backboneio import Unauthorized
+from backboneio.settings import Settings
+from backboneio_token_auth import TokenVerifier
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.support.client import BackendClient
+from tests.support.client import BackendClient, refusal
 from tests.support.server import ServerProcess
 
 SECRET = "token-auth-plugin-test-secret-" + "z" * 40
@@ -80,9 +83,43 @@ def test_the_auth_payload_wins_over_the_header(server: str) -> None:
     assert whoami(server, auth={"token": mint(sub="payload")}, headers=headers)["sub"] == "payload"
 
 
-def test_without_a_token_the_socket_is_anonymous_unless_required(server: str) -> None:
-    assert whoami(server) is None
-    assert whoami(server, headers={"Authorization": "Basic dXNlcjpwYXNz"}) is None
+def test_without_a_token_the_connection_is_refused_by_default(server: str) -> None:
+    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+        refused = refusal(server, "who", headers=headers)
+        assert refused == {"message": "Token required"}
+
+
+def test_anonymous_sockets_when_the_settings_allow_them() -> None:
+    with ServerProcess(settings(TOKEN_AUTH_SECRET=SECRET, TOKEN_AUTH_REQUIRED=False)) as srv:
+        assert whoami(srv.url) is None
+        assert whoami(srv.url, headers={"Authorization": "Basic dXNlcjpwYXNz"}) is None
+        assert whoami(srv.url, auth={"token": mint(sub="ann")})["sub"] == "ann"
+
+
+def test_a_string_exp_becomes_a_number_in_the_identity(server: str) -> None:
+    expires = int(time.time()) + 300
+    claims = whoami(server, auth={"token": mint(sub="ann", exp=str(expires))})
+    assert claims["exp"] == expires
+
+
+def test_tokens_without_exp_only_when_the_settings_allow_them() -> None:
+    forever = jwt.encode({"sub": "ann"}, SECRET)
+    with ServerProcess(settings(TOKEN_AUTH_SECRET=SECRET, TOKEN_AUTH_REQUIRE_EXP=False)) as srv:
+        assert whoami(srv.url, auth={"token": forever})["sub"] == "ann"
+        refused = refusal(srv.url, "who", auth={"token": mint(sub="ann", exp=int(time.time()) - 5)})
+        assert refused == {"message": "Token expired"}
+
+
+def test_the_per_request_check_refuses_claims_past_their_expiry() -> None:
+    # The server disconnects an expired socket; this check covers a request
+    # already on its way at that instant, which no client can time on purpose.
+    verifier = TokenVerifier(Settings({"TOKEN_AUTH_SECRET": SECRET, "TOKEN_AUTH_LEEWAY": 10}))
+    late = verifier.verify(mint(sub="ann", exp=int(time.time()) - 5))
+    assert late.expires_at == late["exp"] + 10
+    verifier.authorize("sync", late, None)  # still inside the leeway
+    late["exp"] -= 10
+    with pytest.raises(Unauthorized, match="Token expired"):
+        verifier.authorize("sync", late, None)
 
 
 def test_issuer_and_audience_are_checked_when_set() -> None:
