@@ -6,7 +6,8 @@
 Flask owns ``/``, ``/login`` and ``/logout`` and keeps who is logged in in its
 signed session cookie; the backboneio-session-auth plugin reads the same
 cookie from the Socket.IO handshake, so ``session["user"]`` is the identity
-on the socket. ``login_required`` lets anonymous visitors read but not write.
+on the socket. ``login_required`` lets anonymous visitors read but not write,
+and only a message's author may change or delete it.
 """
 
 from __future__ import annotations
