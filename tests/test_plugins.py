@@ -177,3 +177,17 @@ def test_every_hook_has_a_test_here():
     }
     tests = {name.removeprefix("test_hook_") for name in globals() if name.startswith("test_hook_")}
     assert specs <= tests, f"hooks without a test_hook_<name>: {sorted(specs - tests)}"
+
+
+def test_expires_at_beyond_any_real_deadline_sets_no_timer():
+    from backboneio.server import expires_at
+
+    class Identity:
+        def __init__(self, when):
+            self.expires_at = when
+
+    assert expires_at(Identity(10**400)) is None
+    assert expires_at(Identity(True)) is None
+    assert expires_at(Identity("1700000000")) is None
+    assert expires_at(Identity(1_700_000_000)) == 1_700_000_000.0
+    assert expires_at("no attribute") is None

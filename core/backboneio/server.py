@@ -37,6 +37,7 @@ ACKED_EVENTS = frozenset({"listen", "sync"})
 # would re-run authentication with an environ of its own making.
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
 MAX_CHANNEL_LENGTH = 256
+FAR_FUTURE = 1e11  # seconds since the epoch: the year 5138
 
 
 @dataclass
@@ -58,9 +59,10 @@ def expires_at(identity: Any) -> float | None:
     an expired credential neither writes nor hears notifications.
     """
     value = getattr(identity, "expires_at", None)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    # Beyond any real deadline (and beyond what float() or a timer accepts).
+    return float(value) if value < FAR_FUTURE else None
 
 
 class Server(socketio.Server):
