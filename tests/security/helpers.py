@@ -17,9 +17,8 @@ SECRET = "test-only-hs256-secret-" + "x" * 40
 OTHER_SECRET = "another-test-only-secret-" + "y" * 40
 
 
-def rsa_keys() -> tuple[str, str]:
-    """A fresh (private PEM, public PEM) pair."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def pem_pair(key: Any) -> tuple[str, str]:
+    """(private PEM, public PEM) of a cryptography private key (RSA, EC...)."""
     private = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -31,6 +30,11 @@ def rsa_keys() -> tuple[str, str]:
         .decode()
     )
     return private, public
+
+
+def rsa_keys() -> tuple[str, str]:
+    """A fresh (private PEM, public PEM) pair."""
+    return pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 def token(key: Any = SECRET, algorithm: str = "HS256", ttl: float = 300, **claims: Any) -> str:

@@ -16,9 +16,9 @@ import pytest
 from backboneio import Unauthorized
 from backboneio.settings import Settings
 from backboneio_token_auth import TokenVerifier
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.security.helpers import pem_pair
 from tests.support.client import BackendClient, refusal
 from tests.support.server import ServerProcess
 
@@ -44,20 +44,6 @@ def mint(key: Any = SECRET, algorithm: str = "HS256", **claims: Any) -> str:
 def whoami(url: str, **kwargs: Any) -> Any:
     with BackendClient(url, "who", **kwargs) as client:
         return client.ok("read")["identity"]
-
-
-def pem_pair(key: Any) -> tuple[str, str]:
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @pytest.fixture(scope="module")
