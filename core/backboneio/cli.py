@@ -8,9 +8,12 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # imported lazily below: serve() monkey-patches before any import
+    from .settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,7 +95,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings_for(args: argparse.Namespace) -> Any:
+def _settings_for(args: argparse.Namespace) -> Settings:
     from .settings import Settings
 
     if args.settings or not getattr(args, "demo", False):
