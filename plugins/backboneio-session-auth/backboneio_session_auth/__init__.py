@@ -130,7 +130,9 @@ class SessionReader:
         if not value:
             return None
         try:
-            session = self.serializer.loads(value, max_age=self.max_age)
+            session, signed_at = self.serializer.loads(
+                value, max_age=self.max_age, return_timestamp=True
+            )
         except BadSignature as exc:
             # SignatureExpired is a BadSignature too. The reason stays vague on
             # purpose: telling a forger which check failed only helps them.
@@ -140,7 +142,29 @@ class SessionReader:
             return None
         if not isinstance(session, dict):
             return None
-        return session.get(self.identity_key)
+        identity = session.get(self.identity_key)
+        if identity is None or self.max_age is None:
+            return identity
+        return with_expiry(identity, signed_at.timestamp() + self.max_age)
+
+
+# Identities that carry the moment their cookie stops being valid, so the core
+# disconnects the socket then (backboneio's ``expires_at`` convention). They
+# still compare, hash and serialise as the plain value they wrap.
+_EXPIRING: dict[type, type] = {
+    base: type(f"Expiring{base.__name__.title()}", (base,), {})
+    for base in (str, int, float, dict, list)
+}
+
+
+def with_expiry(identity: Any, expires_at: float) -> Any:
+    """``identity`` as a value that also says when it expires, where its type allows."""
+    wrapper = _EXPIRING.get(type(identity))
+    if wrapper is None:  # bool, tuples and other tagged values stay as they are
+        return identity
+    wrapped = wrapper(identity)
+    wrapped.expires_at = expires_at
+    return wrapped
 
 
 READER_ATTRIBUTE = "_session_auth_reader"

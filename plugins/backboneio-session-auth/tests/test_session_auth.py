@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -84,12 +85,13 @@ def test_a_cookie_signed_with_another_key_is_anonymous(server: str) -> None:
     assert identity(server, flask_cookie("some-other-app", user="ann")) is None
 
 
-class OldSigner(TimestampSigner):
-    def get_timestamp(self) -> int:
-        return int(time.time()) - 3600
+def old_cookie(key: str, age: int = 3600, **values: Any) -> str:
+    """A session cookie signed ``age`` seconds ago."""
 
+    class OldSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - age
 
-def old_cookie(key: str, **values: Any) -> str:
     serializer = session_serializer(key)
     serializer.signer = OldSigner
     return serializer.dumps(values)
@@ -99,6 +101,18 @@ def test_a_cookie_older_than_max_age_is_anonymous() -> None:
     with ServerProcess(settings(SESSION_AUTH_SECRET_KEY=KEY, SESSION_AUTH_MAX_AGE=60)) as srv:
         assert identity(srv.url, old_cookie(KEY, user="ann")) is None
         assert identity(srv.url, flask_cookie(KEY, user="ann")) == "ann"
+
+
+def test_a_connection_is_dropped_when_its_cookie_reaches_max_age() -> None:
+    writer_settings = settings(SESSION_AUTH_SECRET_KEY=KEY, SESSION_AUTH_MAX_AGE=3)
+    with ServerProcess(writer_settings) as srv:
+        # Signed two seconds ago with a three-second max age: one second left.
+        cookie = old_cookie(KEY, age=2, user="ann")
+        with BackendClient(srv.url, "who", headers={"Cookie": f"session={cookie}"}) as ann:
+            assert ann.ok("read")["identity"] == "ann"
+            dropped = threading.Event()
+            ann.sio.on("disconnect", lambda *reason: dropped.set(), namespace="/who")
+            assert dropped.wait(10), "the socket outlived its session cookie"
 
 
 def test_refuse_turns_a_bad_cookie_into_a_connect_error() -> None:
