@@ -189,3 +189,16 @@ def test_same_origin_behind_a_tls_proxy_is_allowed_and_others_are_not():
     assert allowed("http://app.example", environ)
     assert not allowed("https://evil.example", environ)
     assert allowed(None, environ)  # servers and scripts send no Origin
+
+
+def test_memo_builds_once_per_settings_unless_fresh():
+    settings, calls = Settings(), []
+
+    def build():
+        calls.append(1)
+        return len(calls)
+
+    assert settings.memo("plugin.thing", build) == 1
+    assert settings.memo("plugin.thing", build) == 1
+    assert settings.memo("plugin.thing", build, fresh=True) == 2
+    assert Settings().memo("plugin.thing", build) == 3

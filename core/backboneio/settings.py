@@ -10,13 +10,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 
 ENVIRONMENT_VARIABLE = "BACKBONEIO_SETTINGS"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Settings:
         self.values: dict[str, Any] = dict(values or {})
         self.source = source
         self.declared: dict[str, Setting] = {s.name: s for s in CORE_SETTINGS}
+        self._memo: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Settings from {self.source}>"
@@ -90,6 +92,14 @@ class Settings:
             ) from exc
         values = {k: getattr(module, k) for k in dir(module) if _is_setting_name(k)}
         return cls(values, source=f"settings module {module_name!r}")
+
+    def memo(self, key: str, build: Callable[[], T], *, fresh: bool = False) -> T:
+        """A value built once for these settings (one server's): a plugin keeps
+        what it parsed from its settings here, instead of parsing per request.
+        ``fresh`` builds it again (at start-up, to report errors right away)."""
+        if fresh or key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
 
     def declare(self, setting: Setting) -> None:
         if setting.name in self.declared and self.declared[setting.name].plugin != setting.plugin:

@@ -167,16 +167,13 @@ def with_expiry(identity: Any, expires_at: float) -> Any:
     return wrapped
 
 
-READER_ATTRIBUTE = "_session_auth_reader"
-
-
 def reader_for(settings: Settings, *, fresh: bool = False) -> SessionReader | None:
     """The reader for these settings, None when the settings do not use the plugin."""
-    # Kept on the settings object: one server's settings, one reader, built once.
-    if fresh or not hasattr(settings, READER_ATTRIBUTE):
-        reader = SessionReader(settings) if is_configured(settings) else None
-        setattr(settings, READER_ATTRIBUTE, reader)
-    return getattr(settings, READER_ATTRIBUTE)
+    return settings.memo(
+        "session-auth.reader",
+        lambda: SessionReader(settings) if is_configured(settings) else None,
+        fresh=fresh,
+    )
 
 
 @hookimpl

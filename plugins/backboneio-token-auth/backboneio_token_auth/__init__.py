@@ -332,16 +332,13 @@ def channel_matches(channel: str, entry: str) -> bool:
     return channel == entry
 
 
-VERIFIER_ATTRIBUTE = "_token_auth_verifier"
-
-
 def verifier_for(settings: Settings, *, fresh: bool = False) -> TokenVerifier | None:
     """The verifier for these settings, None when the settings do not use the plugin."""
-    # Kept on the settings object: one server's settings, one verifier, built once.
-    if fresh or not hasattr(settings, VERIFIER_ATTRIBUTE):
-        verifier = TokenVerifier(settings) if is_configured(settings) else None
-        setattr(settings, VERIFIER_ATTRIBUTE, verifier)
-    return getattr(settings, VERIFIER_ATTRIBUTE)
+    return settings.memo(
+        "token-auth.verifier",
+        lambda: TokenVerifier(settings) if is_configured(settings) else None,
+        fresh=fresh,
+    )
 
 
 class PrivateModels:
