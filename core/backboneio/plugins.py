@@ -104,7 +104,6 @@ def load_plugins(settings: Settings, *, extra: Iterable[Any] = ()) -> pluggy.Plu
             default: Any = None,
             description: str = "",
             *,
-            plugin: str = "",  # accepted for older plugins; the entry point name is used
             _owner: str = impl.plugin_name,
         ) -> None:
             settings.declare(Setting(name, default, description, _owner))

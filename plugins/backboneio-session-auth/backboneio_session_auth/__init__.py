@@ -179,7 +179,7 @@ def reader_for(settings: Settings, *, fresh: bool = False) -> SessionReader | No
 @hookimpl
 def register_settings(register: Callable[..., None]) -> None:
     for name, default, description in SETTINGS:
-        register(name, default, description, plugin=PLUGIN)
+        register(name, default, description)
 
 
 @hookimpl

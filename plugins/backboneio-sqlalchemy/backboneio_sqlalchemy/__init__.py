@@ -173,7 +173,6 @@ def register_settings(register: Callable[..., None]) -> None:
         None,
         "Database URL of sqlalchemy-store backends that do not set 'url' "
         f"(default {DEFAULT_URL}, a file in the working directory).",
-        plugin="backboneio-sqlalchemy",
     )
 
 

@@ -362,7 +362,7 @@ class PrivateModels:
 @hookimpl
 def register_settings(register: Callable[..., None]) -> None:
     for name, default, description in SETTINGS:
-        register(name, default, description, plugin=PLUGIN)
+        register(name, default, description)
 
 
 @hookimpl
