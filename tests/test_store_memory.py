@@ -19,10 +19,22 @@ from tests.support.server import ServerProcess
 
 
 class TestMemoryStore(StoreConformance):
+    # Its lock makes it safe in OS threads; green threads could not race it,
+    # since it never yields to the event loop.
+    version_threads = "os"
+
     @pytest.fixture
     def make_store(self) -> Callable[..., MemoryStore]:
-        def make(id_attribute: str = "id", max_limit: int | None = None) -> MemoryStore:
-            return memory(id_attribute=id_attribute, max_limit=max_limit)
+        def make(
+            id_attribute: str = "id",
+            max_limit: int | None = None,
+            version_attribute: str | None = None,
+        ) -> MemoryStore:
+            return memory(
+                id_attribute=id_attribute,
+                max_limit=max_limit,
+                version_attribute=version_attribute,
+            )
 
         return make
 

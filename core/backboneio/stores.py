@@ -6,13 +6,14 @@ hook; the factory gets a :class:`StoreConfig` and returns ``mw(req, res, next)``
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backend import METHODS, Middleware, Request, Response
-from .errors import BadRequest, Conflict
+from .errors import BadRequest, ConfigurationError, Conflict
 from .query import Query
 
 if TYPE_CHECKING:
@@ -23,12 +24,18 @@ StoreFactory = Callable[["StoreConfig"], Middleware]
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """What a store factory is told about the backend it serves."""
+    """What a store factory is told about the backend it serves.
+
+    ``version_attribute`` names the attribute the store keeps each model's
+    version in (``"_version"`` for a backend entry with ``"versioned": True``);
+    None means the backend is not versioned. docs/conflicts.md has the rules.
+    """
 
     backend: str
     id_attribute: str = "id"
     options: Mapping[str, Any] = field(default_factory=dict)
     settings: Settings | None = None
+    version_attribute: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,27 +75,116 @@ def check_id(value: Any, id_attribute: str) -> None:
         )
 
 
+#: The version attribute of a backend whose entry says ``"versioned": True``.
+DEFAULT_VERSION_ATTRIBUTE = "_version"
+
+
+def check_version_attribute(version_attribute: Any, id_attribute: str) -> None:
+    """A store's ``version_attribute`` is None or a non-empty string other than the id's."""
+    if version_attribute is None:
+        return
+    if not isinstance(version_attribute, str) or not version_attribute:
+        raise ConfigurationError(
+            f"version_attribute must be a non-empty string or None, got {version_attribute!r}"
+        )
+    if version_attribute == id_attribute:
+        raise ConfigurationError(
+            f"version_attribute and id_attribute cannot both be {id_attribute!r}"
+        )
+
+
+def sent_version(model: Mapping[str, Any], version_attribute: str) -> int | None:
+    """The version an update, patch or delete is conditional on; None if unconditional.
+
+    A missing or null version makes the write unconditional, so clients that
+    predate versions keep working. Anything but a non-negative integer is
+    refused before the store is touched.
+    """
+    value = model.get(version_attribute)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(
+            f"{version_attribute} must be the integer version the model was read at "
+            f"(or left out for an unconditional write), got {value!r}",
+            field=version_attribute,
+        )
+    return value
+
+
+def stored_version(model: Mapping[str, Any], version_attribute: str) -> int:
+    """The version of a stored model; one stored before versioning was on counts as 0."""
+    value = model.get(version_attribute)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return value
+
+
+def version_conflict(
+    method: str, version_attribute: str, sent: int, current: dict[str, Any]
+) -> Conflict:
+    """The error of a write made from a version the model is no longer at.
+
+    ``current`` (the stored model) becomes a public field of the error, so the
+    client can show or merge it without another read.
+    """
+    stored = stored_version(current, version_attribute)
+    return Conflict(
+        f"This {method} was made from {version_attribute} {sent}, but the model is at "
+        f"{version_attribute} {stored}: it changed since it was read",
+        current=current,
+    )
+
+
 class MemoryStore:
     """Keeps models in a dict, in the server process; gone on restart.
 
-    Each call runs to completion without yielding to the event loop, so
-    concurrent clients never see a half-applied write.
+    Each call runs to completion under one lock without yielding to the event
+    loop, so concurrent clients (green threads, or OS threads of a program
+    that calls it directly) never see a half-applied write, and a versioned
+    write's check and write are one step.
     """
 
-    def __init__(self, id_attribute: str = "id", max_limit: int | None = None) -> None:
+    # It answers before returning, so the backend runs it without a green
+    # thread of its own (Backend.handle).
+    synchronous = True
+
+    def __init__(
+        self,
+        id_attribute: str = "id",
+        max_limit: int | None = None,
+        version_attribute: str | None = None,
+    ) -> None:
         if max_limit is not None and (
             isinstance(max_limit, bool) or not isinstance(max_limit, int) or max_limit < 1
         ):
             raise ValueError(f"max_limit must be a positive integer or None, got {max_limit!r}")
+        check_version_attribute(version_attribute, id_attribute)
         self.id_attribute = id_attribute
         self.max_limit = max_limit
+        self.version_attribute = version_attribute
         self.models: dict[Any, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
         if req.method not in METHODS:
             raise BadRequest(f"Unknown method {req.method!r}")
         handler = getattr(self, req.method)
-        res.end(clone(handler(req)))
+        # The copy is taken under the lock too: a patch answers the stored dict.
+        with self._lock:
+            result = clone(handler(req))
+        res.end(result)
+
+    def _check_version(self, req: Request, current: dict[str, Any]) -> int | None:
+        """The version the write gives the model (None: not versioned), or Conflict."""
+        attribute = self.version_attribute
+        if attribute is None:
+            return None
+        sent = sent_version(req.model, attribute)
+        stored = stored_version(current, attribute)
+        if sent is not None and sent != stored:
+            raise version_conflict(req.method, attribute, sent, clone(current))
+        return stored + 1
 
     def _get(self, req: Request) -> dict[str, Any]:
         model_id = req.model_id
@@ -108,6 +204,8 @@ class MemoryStore:
         check_id(model_id, self.id_attribute)
         if model_id in self.models:
             raise Conflict(f"{self.id_attribute} {model_id!r} already exists", id=model_id)
+        if self.version_attribute is not None:
+            model[self.version_attribute] = 1
         self.models[model_id] = model
         return model
 
@@ -118,21 +216,35 @@ class MemoryStore:
         return query.apply(self.models.values())
 
     def update(self, req: Request) -> dict[str, Any]:
-        self._get(req)
+        version = self._check_version(req, self._get(req))
         model = clone(req.model)
+        if version is not None:
+            model[self.version_attribute] = version
         self.models[req.model_id] = model
         return model
 
     def patch(self, req: Request) -> dict[str, Any]:
         model = self._get(req)
+        version = self._check_version(req, model)
         model.update(clone(req.model))
+        if version is not None:
+            model[self.version_attribute] = version
         return model
 
     def delete(self, req: Request) -> dict[str, Any]:
-        self._get(req)
+        self._check_version(req, self._get(req))
         return self.models.pop(req.model_id)
 
 
-def memory(id_attribute: str = "id", max_limit: int | None = None) -> MemoryStore:
-    """A fresh in-memory store, for ``backend.use(backboneio.stores.memory())``."""
-    return MemoryStore(id_attribute=id_attribute, max_limit=max_limit)
+def memory(
+    id_attribute: str = "id",
+    max_limit: int | None = None,
+    version_attribute: str | None = None,
+) -> MemoryStore:
+    """A fresh in-memory store, for ``backend.use(backboneio.stores.memory())``.
+
+    ``version_attribute="_version"`` makes it versioned (docs/conflicts.md).
+    """
+    return MemoryStore(
+        id_attribute=id_attribute, max_limit=max_limit, version_attribute=version_attribute
+    )

@@ -9,7 +9,11 @@ from backboneio.stores import MemoryStore, StoreConfig
 
 
 def make_memory_store(config: StoreConfig) -> MemoryStore:
-    return MemoryStore(id_attribute=config.id_attribute, max_limit=config.options["max_limit"])
+    return MemoryStore(
+        id_attribute=config.id_attribute,
+        max_limit=config.options["max_limit"],
+        version_attribute=config.version_attribute,
+    )
 
 
 @hookimpl(trylast=True)

@@ -15,12 +15,19 @@ A store plugin runs it against its own store by subclassing::
 ``make`` may be called several times in one test, and each call must give a
 store that shares nothing with the others. If it also takes a
 ``max_limit`` keyword the suite checks that setting; a store without one
-sets ``supports_max_limit = False``. See docs/stores.md for every knob.
+sets ``supports_max_limit = False``. A ``version_attribute`` keyword
+(``make(version_attribute="_version")``) asks for a versioned store, whose
+optimistic concurrency the suite then proves (docs/conflicts.md); a store
+without versions sets ``supports_versions = False``. See docs/stores.md for
+every knob.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -33,6 +40,7 @@ from ..query import json_equal
 from . import data
 
 MakeStore = Callable[..., Middleware]
+VERSION = "_version"
 
 
 class StoreClient:
@@ -104,6 +112,43 @@ def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
     return [thread.wait() for thread in threads]
 
 
+def run_in_os_threads(calls: list[Callable[[], Any]], timeout: float = 60.0) -> list[Any]:
+    """Run every call in its own OS thread, released together; their results in order.
+
+    The first exception a call raised is raised here, after every thread ended.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        try:
+            barrier.wait(timeout)
+            results[i] = call()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(i, call), daemon=True) for i, call in enumerate(calls)
+    ]
+    # Switching threads every few microseconds instead of every 5 ms makes a
+    # check-then-write that is not atomic lose the race within a few runs.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout)
+    finally:
+        sys.setswitchinterval(interval)
+    if any(thread.is_alive() for thread in threads):
+        raise AssertionError(f"a call was still running after {timeout}s")
+    if errors:
+        raise errors[0]
+    return results
+
+
 class StoreConformance:
     """Base class of a store's conformance tests (not collected by itself).
 
@@ -116,6 +161,12 @@ class StoreConformance:
       model all survive (default True).
     * ``concurrency`` -- how many green threads write at once (default 20).
     * ``sync_timeout`` -- seconds one request may take before it fails.
+    * ``supports_versions`` -- ``make(version_attribute="_version")`` gives a
+      versioned store (default True).
+    * ``version_threads`` -- how the version races run their writers:
+      ``"green"`` (``backboneio.runner.spawn``, as under ``backboneio serve``)
+      or ``"os"`` (real OS threads released together, for a store that is
+      safe to call from several threads at once).
     """
 
     supports_max_limit: ClassVar[bool] = True
@@ -123,6 +174,8 @@ class StoreConformance:
     atomic_patch: ClassVar[bool] = True
     concurrency: ClassVar[int] = 20
     sync_timeout: ClassVar[float] = 30.0
+    supports_versions: ClassVar[bool] = True
+    version_threads: ClassVar[str] = "green"
 
     # -- fixtures -----------------------------------------------------------
 
@@ -147,6 +200,44 @@ class StoreConformance:
 
     def client_for(self, store: Middleware, id_attribute: str = "id") -> StoreClient:
         return StoreClient(store, id_attribute=id_attribute, timeout=self.sync_timeout)
+
+    def versioned_client(
+        self, make_store: MakeStore, version_attribute: str = VERSION, id_attribute: str = "id"
+    ) -> StoreClient:
+        """A client of a fresh, empty store keeping versions in ``version_attribute``."""
+        if not self.supports_versions:
+            pytest.skip(f"{type(self).__name__} keeps no versions")
+        try:
+            store = make_store(id_attribute=id_attribute, version_attribute=version_attribute)
+        except TypeError as exc:
+            if "version_attribute" not in str(exc):
+                raise
+            pytest.fail(
+                f"{type(self).__name__}'s make() must accept version_attribute= "
+                "(or set supports_versions = False)",
+                pytrace=False,
+            )
+        return self.client_for(store, id_attribute=id_attribute)
+
+    @pytest.fixture
+    def versioned(self, make_store: MakeStore) -> StoreClient:
+        """A client of a fresh, empty store versioned in ``_version``."""
+        return self.versioned_client(make_store)
+
+    def run_writers(self, calls: list[Callable[[], Any]]) -> list[Any]:
+        """Run ``calls`` at once in the kind of threads ``version_threads`` names."""
+        if self.version_threads == "os":
+            return run_in_os_threads(calls, timeout=self.sync_timeout * 2)
+        if self.version_threads != "green":
+            pytest.fail(f"version_threads must be 'green' or 'os', not {self.version_threads!r}")
+        return run_concurrently(calls)
+
+    def pause(self) -> None:
+        """Let the other writers of a race run (the kind of thread ``run_writers`` uses)."""
+        if self.version_threads == "os":
+            time.sleep(0)
+        else:
+            runner.sleep(0)
 
     # -- create ---------------------------------------------------------------
 
@@ -482,3 +573,190 @@ class StoreConformance:
         run_concurrently([lambda i=i: patch(i) for i in range(self.concurrency)])
         expected = {"id": "shared", **{f"f{i:03}": i for i in range(self.concurrency)}}
         assert store_client.read("shared") == expected
+
+    # -- versions and conflicts (docs/conflicts.md) ---------------------------
+
+    def test_versioned_create_starts_at_version_one(self, versioned: StoreClient) -> None:
+        created = versioned.create({"title": "a"})
+        assert created == {"id": created["id"], "title": "a", VERSION: 1}
+        assert versioned.read(created["id"]) == created
+        # The client never sets the version: whatever a create sends is ignored.
+        for sent in (7, 0, None, "junk", [1]):
+            given = versioned.create({"title": "b", VERSION: sent})
+            assert given[VERSION] == 1
+            assert versioned.read(given["id"])[VERSION] == 1
+
+    def test_every_update_and_patch_adds_one(self, versioned: StoreClient) -> None:
+        versioned.create({"id": "v", "n": 0})
+        assert versioned.update({"id": "v", "n": 1, VERSION: 1}) == {"id": "v", "n": 1, VERSION: 2}
+        assert versioned.patch({"id": "v", "m": 2, VERSION: 2}) == {
+            "id": "v",
+            "n": 1,
+            "m": 2,
+            VERSION: 3,
+        }
+        # Without a version (or with null) a write is unconditional, and still counts.
+        assert versioned.update({"id": "v", "n": 3}) == {"id": "v", "n": 3, VERSION: 4}
+        assert versioned.patch({"id": "v", "m": 4}) == {"id": "v", "n": 3, "m": 4, VERSION: 5}
+        assert versioned.update({"id": "v", "k": 5, VERSION: None})[VERSION] == 6
+        assert versioned.patch({"id": "v", VERSION: 6}) == {"id": "v", "k": 5, VERSION: 7}
+        assert versioned.read("v") == {"id": "v", "k": 5, VERSION: 7}
+        assert versioned.query({VERSION: 7}) == [{"id": "v", "k": 5, VERSION: 7}]
+
+    @pytest.mark.parametrize("method", ["update", "patch", "delete"])
+    @pytest.mark.parametrize("sent", [1, 3, 0])
+    def test_a_write_from_another_version_is_a_conflict_with_the_current_model(
+        self, versioned: StoreClient, method: str, sent: int
+    ) -> None:
+        versioned.create({"id": "c", "text": "first"})
+        current = versioned.update({"id": "c", "text": "second", VERSION: 1})
+        assert current[VERSION] == 2
+        with pytest.raises(Conflict) as info:
+            versioned.sync(method, {"id": "c", "text": "stale", VERSION: sent})
+        assert info.value.status == 409
+        assert info.value.details["current"] == current
+        public = info.value.to_public()
+        assert public["name"] == "Conflict" and public["current"] == current
+        # Nothing was written, and the version did not move.
+        info.value.details["current"]["text"] = "changed by the caller"
+        assert versioned.read("c") == current
+        assert versioned.read() == [current]
+
+    def test_a_write_from_the_current_version_succeeds(self, versioned: StoreClient) -> None:
+        versioned.create({"id": "d", "n": 1})
+        versioned.patch({"id": "d", "n": 2, VERSION: 1})
+        deleted = versioned.sync("delete", {"id": "d", VERSION: 2})
+        assert deleted == {"id": "d", "n": 2, VERSION: 2}
+        with pytest.raises(NotFound):
+            versioned.read("d")
+
+    def test_an_unconditional_delete_deletes(self, versioned: StoreClient) -> None:
+        versioned.create({"id": "u"})
+        versioned.update({"id": "u", "n": 1})
+        assert versioned.delete("u") == {"id": "u", "n": 1, VERSION: 2}
+        assert versioned.read() == []
+
+    @pytest.mark.parametrize("method", ["update", "patch", "delete"])
+    def test_a_versioned_write_of_a_missing_model_is_not_found(
+        self, versioned: StoreClient, method: str
+    ) -> None:
+        versioned.create({"id": "here"})
+        versioned.delete("here")
+        with pytest.raises(NotFound):
+            versioned.sync(method, {"id": "here", VERSION: 1})
+        with pytest.raises(NotFound):
+            versioned.sync(method, {"id": "never", "x": 1})
+        assert versioned.read() == []
+
+    @pytest.mark.parametrize("method", ["update", "patch", "delete"])
+    @pytest.mark.parametrize("bad", ["1", 1.5, True, [1], {"v": 1}, -1])
+    def test_a_version_that_is_not_a_version_is_a_bad_request(
+        self, versioned: StoreClient, method: str, bad: Any
+    ) -> None:
+        stored = versioned.create({"id": "b", "n": 1})
+        with pytest.raises(BadRequest) as info:
+            versioned.sync(method, {"id": "b", "n": 2, VERSION: bad})
+        assert VERSION in info.value.message
+        assert versioned.read() == [stored]
+
+    def test_versions_never_go_backwards(self, versioned: StoreClient) -> None:
+        versioned.create({"id": "m"})
+        seen = [1]
+        for step in range(6):
+            sent = seen[-1] if step % 2 else 1  # every other write is stale
+            try:
+                seen.append(versioned.patch({"id": "m", "step": step, VERSION: sent})[VERSION])
+            except Conflict as exc:
+                assert exc.details["current"][VERSION] == seen[-1]
+            seen.append(versioned.read("m")[VERSION])
+        assert seen == sorted(seen) and seen[-1] > 1
+        assert versioned.read("m")[VERSION] == seen[-1]
+
+    def test_the_version_attribute_can_be_named(self, make_store: MakeStore) -> None:
+        client = self.versioned_client(make_store, "rev", id_attribute="_id")
+        created = client.create({"_id": "r", VERSION: 9, "rev": 5})
+        # Only the configured attribute is the version; _version is data here.
+        assert created == {"_id": "r", VERSION: 9, "rev": 1}
+        assert client.patch({"_id": "r", "rev": 1, VERSION: 0})["rev"] == 2
+        with pytest.raises(Conflict) as info:
+            client.update({"_id": "r", "rev": 1})
+        assert info.value.details["current"] == {"_id": "r", VERSION: 0, "rev": 2}
+        assert client.sync("delete", {"_id": "r", "rev": 2})["rev"] == 2
+
+    def test_an_unversioned_store_keeps_a_version_attribute_as_data(
+        self, store_client: StoreClient
+    ) -> None:
+        store_client.create({"id": "plain", VERSION: 7})
+        assert store_client.update({"id": "plain", VERSION: 3}) == {"id": "plain", VERSION: 3}
+        assert store_client.patch({"id": "plain", VERSION: "x"}) == {"id": "plain", VERSION: "x"}
+
+    # -- versions under concurrency ---------------------------------------------
+
+    @pytest.mark.parametrize("method", ["update", "patch"])
+    def test_concurrent_writers_from_one_version_one_wins(
+        self, versioned: StoreClient, method: str
+    ) -> None:
+        versioned.create({"id": "race", "by": None})
+
+        def write(i: int) -> Any:
+            self.pause()
+            try:
+                return versioned.sync(method, {"id": "race", "by": i, f"f{i}": i, VERSION: 1})
+            except Conflict as exc:
+                return exc
+
+        outcomes = self.run_writers([lambda i=i: write(i) for i in range(self.concurrency)])
+        won = [o for o in outcomes if not isinstance(o, Conflict)]
+        lost = [o for o in outcomes if isinstance(o, Conflict)]
+        assert len(won) == 1, f"{len(won)} writers from version 1 succeeded"
+        assert len(lost) == self.concurrency - 1
+        final = versioned.read("race")
+        assert final == won[0] and final[VERSION] == 2
+        winner = final["by"]
+        assert final[f"f{winner}"] == winner
+        assert not any(k.startswith("f") and k != f"f{winner}" for k in final)
+        assert all(exc.details["current"] == final for exc in lost)
+
+    def test_concurrent_deletes_and_writes_from_one_version_one_wins(
+        self, versioned: StoreClient
+    ) -> None:
+        versioned.create({"id": "mixed"})
+        methods = ["delete", "update", "patch"]
+
+        def write(i: int) -> str:
+            self.pause()
+            try:
+                versioned.sync(methods[i % 3], {"id": "mixed", "by": i, VERSION: 1})
+            except (Conflict, NotFound):
+                return "refused"
+            return methods[i % 3]
+
+        outcomes = self.run_writers([lambda i=i: write(i) for i in range(self.concurrency)])
+        winners = [o for o in outcomes if o != "refused"]
+        assert len(winners) == 1, outcomes
+        if winners == ["delete"]:
+            assert versioned.read() == []
+        else:
+            assert versioned.read("mixed")[VERSION] == 2
+
+    def test_optimistic_retries_lose_no_increment(self, versioned: StoreClient) -> None:
+        """Read, add one, write back from the version read; on Conflict, again."""
+        writers = min(self.concurrency, 10)
+        versioned.create({"id": "counter", "n": 0})
+
+        def increment() -> int:
+            for attempt in range(1, writers * 3 + 1):
+                seen = versioned.read("counter")
+                self.pause()
+                try:
+                    versioned.update({**seen, "n": seen["n"] + 1})
+                except Conflict:
+                    continue
+                return attempt
+            raise AssertionError("no write succeeded")
+
+        attempts = self.run_writers([increment for _ in range(writers)])
+        final = versioned.read("counter")
+        assert final["n"] == writers
+        assert final[VERSION] == writers + 1
+        assert sum(attempts) >= writers
