@@ -65,6 +65,7 @@
     url: undefined,
     ioOptions: {},
     syncTimeout: DEFAULT_SYNC_TIMEOUT,
+    refetch: true,       // refetch bound objects when the server cannot replay what they missed
     links: {},           // "name\u0000channel" -> Link
     sharedNames: {},     // backend names whose link uses the root socket's Manager
     extraRoots: []       // Managers of second channels of one backend (see managerFor)
@@ -119,6 +120,37 @@
     return typeof value === 'number' && value > 0 && value < Infinity;
   }
 
+  // -- positions -------------------------------------------------------------
+  //
+  // A server with a change log gives every write a position in a stream: the
+  // backend's writes made without a channel, or those on one channel. A socket
+  // hears at most two streams (no channel, and the channel it listens on), so
+  // a link keeps the last position it has of each and hands them back as
+  // `since` when it listens again. A 0.4 server sends none: nothing is kept.
+
+  function isPosition(value) {
+    return _.isObject(value) && (value.channel === null || _.isString(value.channel)) &&
+      _.isString(value.epoch) && typeof value.seq === 'number' && isFinite(value.seq);
+  }
+
+  function streamOf(position) {
+    return position.channel === null ? '' : '#' + position.channel;
+  }
+
+  function positionsIn(list) {
+    return _.isArray(list) ? _.filter(list, isPosition) : [];
+  }
+
+  // The listen answer: 0.4 servers ack (options) or ({error}); error-first
+  // acks are (null, options) or (error).
+  function listenAnswer(args) {
+    var first = args[0], second = args[1];
+    if (first == null) return _.isObject(second) && !_.isArray(second) ? second : null;
+    if (!_.isObject(first)) return null;
+    if (first.error || _.has(first, 'event') || _.has(first, 'channel')) return first;
+    return {error: first};
+  }
+
   // -- backend specs ---------------------------------------------------------
 
   function parseSpec(spec) {
@@ -160,6 +192,8 @@
     this.event = null;
     this.failure = null;  // an error every sync gets at once (refused, not allowed to listen)
     this.releasing = false;
+    this.positions = {};  // stream ('' or '#' + channel) -> the last position heard of it
+    this.early = null;    // notifications heard while the listen is unanswered
   }
 
   Link.prototype.describe = function () {
@@ -177,8 +211,12 @@
     socket.on('connect_error', function (err) {
       if (socket === link.socket) link.connectFailed(err);
     });
-    socket.on('synced', function (method, model) {
-      if (socket === link.socket && link.ready) link.notify(link.event, method, model, []);
+    socket.on('synced', function (method, model, position) {
+      if (socket !== link.socket) return;
+      // What a resumed listen replays comes before its answer (which also
+      // says the event prefix): hold it until then.
+      if (link.ready) link.receive(method, model, position, true);
+      else if (link.early) link.early.push([method, model, position]);
     });
     socket.on('error', function (payload) {
       announce('error', (payload && payload.error) || payload, link.info());
@@ -190,6 +228,7 @@
     var socket = this.socket;
     this.socket = null;
     this.ready = false;
+    this.early = null;
     this.failAll(this.inflight.concat(this.queue), why);
     if (socket) {
       socket.removeAllListeners();
@@ -203,8 +242,16 @@
 
   Link.prototype.listen = function () {
     var link = this, socket = this.socket;
-    socket.emit('listen', this.channel, function (answer) {
+    var since = _.values(this.positions);
+    var args = ['listen', this.channel];
+    // A 0.4 server takes (channel, ack): only a server that sent positions gets `since`.
+    if (since.length) args.push({since: since});
+    this.early = [];
+    args.push(function () {
       if (socket !== link.socket || !socket.connected) return;
+      var early = link.early || [];
+      link.early = null;
+      var answer = listenAnswer(arguments);
       if (!answer || answer.error) {
         var failure = (answer && answer.error) ||
           error('BadRequest', 'The server gave no answer to listen on ' + link.describe(), 400);
@@ -223,14 +270,74 @@
       }
       link.event = answer.event || 'backend';
       link.failure = null;
+      var replayed = 0;
+      _.each(early, function (entry) {
+        if (link.receive(entry[0], entry[1], entry[2], false)) replayed += 1;
+      });
+      // The heads: what a later resume starts from, even if nothing is heard before it.
+      _.each(positionsIn(answer.positions), function (position) { link.advance(position); });
+      var recovered = !since.length || answer.recovered !== false;
       link.ready = true;
       link.flush();
-      announce('listen', link.name, link.channel, answer);
+      var info = {
+        resumed: since.length > 0, recovered: recovered, replayed: replayed,
+        failed: positionsIn(answer.failed)
+      };
+      announce('listen', link.name, link.channel, answer, info);
+      if (!recovered) link.resync(info.failed, 'history');
+    });
+    socket.emit.apply(socket, args);
+  };
+
+  // Takes the last position of a stream forward (or to another epoch).
+  Link.prototype.advance = function (position) {
+    var last = this.positions[streamOf(position)];
+    if (last && last.epoch === position.epoch && last.seq >= position.seq) return;
+    this.positions[streamOf(position)] = {
+      channel: position.channel, epoch: position.epoch, seq: position.seq
+    };
+  };
+
+  // One `synced` notification; false when it was a repeat, and dropped.
+  Link.prototype.receive = function (method, model, position, live) {
+    var lost = false;
+    if (isPosition(position)) {
+      var last = this.positions[streamOf(position)];
+      if (last && last.epoch === position.epoch && position.seq <= last.seq) return false;
+      // A new epoch heard while connected: the stream's history was lost,
+      // so what was written just before may never arrive.
+      lost = live && last && last.epoch !== position.epoch ? last : false;
+      this.advance(position);
+    }
+    this.notify(this.event, method, model, []);
+    if (lost) this.resync([lost], 'epoch');
+    return true;
+  };
+
+  // The server could not replay what this link missed: its objects hear
+  // `<event>:resync` and, unless they opted out, the bound ones fetch again.
+  Link.prototype.resync = function (failed, reason) {
+    var link = this, event = this.event || 'backend';
+    var info = {backend: this.name, channel: this.channel, failed: failed, reason: reason};
+    var members = this.subscribers.slice();
+    announce('resync', this.name, this.channel, info);
+    _.each(members, function (obj) {
+      guarded(obj.trigger, obj, [event + ':resync', obj, info]);
+    });
+    if (!state.refetch) return;
+    _.each(members, function (obj) {
+      var sub = obj._backboneio;
+      // (a resync listener may have unbound it)
+      if (!sub || !sub.bound || sub.refetch === false || !_.contains(link.subscribers, obj)) return;
+      if (obj instanceof Backbone.Model && obj.isNew()) return;
+      guarded(obj.fetch, obj, [_.extend({}, sub.lastRead)]);
     });
   };
 
   Link.prototype.disconnected = function (reason) {
     this.ready = false;
+    // Unapplied: the resume asks for them again.
+    this.early = null;
     this.failAll(this.inflight.slice(), error('Unavailable',
       'The connection to ' + this.describe() + ' was lost (' + reason + ') before the server ' +
       'answered; the change may or may not have been applied', 503));
@@ -307,10 +414,14 @@
     var link = this;
     entry.sent = true;
     this.inflight.push(entry);
-    this.socket.emit('sync', entry.request, function (err, result) {
+    this.socket.emit('sync', entry.request, function (err, result, extra) {
       link.inflight = _.without(link.inflight, entry);
       var failed = err ? (err.error || err) : null;
       var method = entry.request.method;
+      // A read answers with the heads taken before it: changes up to them are in the result.
+      if (!failed && extra && link.socket) {
+        _.each(positionsIn(extra.positions), function (position) { link.advance(position); });
+      }
       entry.settle(failed, result);
       // The server tells every other client; the other objects of this page
       // share this socket, so they hear it from here.
@@ -585,10 +696,11 @@
     }
   }
 
-  function bindBackend() {
+  function bindBackend(options) {
     var sub = route(this);
     if (!sub) throw new Error('bindBackend() needs a backend on this ' +
       (this instanceof Backbone.Model ? 'model' : 'collection'));
+    if (options && _.has(options, 'refetch')) sub.refetch = options.refetch !== false;
     sub.bound = true;
     sub.muted = false;
     refresh(this);
@@ -693,9 +805,16 @@
 
   var originalSync = Backbone.sync;
 
+  // What a resync passes to fetch() again: the query and flags of the last
+  // fetch, without its callbacks.
+  var FETCH_CALLBACKS = ['success', 'error', 'xhr', 'context', 'complete', 'beforeSend'];
+
   Backbone.sync = function (method, model, options) {
     var spec = routeOf(model);
     if (!spec) return originalSync.apply(this, arguments);
+    if (method === 'read' && _.has(model, '_backboneio') && model._backboneio) {
+      model._backboneio.lastRead = _.omit(options || {}, FETCH_CALLBACKS);
+    }
     return backendSync(method, model, options || {}, spec);
   };
 
@@ -715,7 +834,12 @@
         throw new TypeError('syncTimeout must be a positive number of milliseconds; got ' +
           JSON.stringify(options.syncTimeout));
       }
+      if (options.refetch != null && !_.isBoolean(options.refetch)) {
+        throw new TypeError('refetch must be true or false; got ' + JSON.stringify(options.refetch));
+      }
       if (state.root) return state.root;
+      if (options.refetch != null) state.refetch = options.refetch;
+      delete options.refetch;
       if (options.syncTimeout != null) {
         state.syncTimeout = options.syncTimeout;
         // Syncs made before connect() were timed with the previous value.
@@ -761,7 +885,8 @@
       return _.map(_.values(state.links), function (link) {
         return {
           backend: link.name, channel: link.channel, subscribers: link.subscribers.length,
-          pending: link.queue.length + link.inflight.length, ready: link.ready
+          pending: link.queue.length + link.inflight.length, ready: link.ready,
+          positions: _.map(_.values(link.positions), _.clone)
         };
       });
     }

@@ -1,0 +1,38 @@
+'use strict';
+// A Socket.IO server (the real `socket.io` package) whose answers a test
+// writes itself: for wire cases a backboneio server never produces on cue,
+// such as a repeated entry, a lost epoch or a 0.4 server without positions.
+
+const http = require('node:http');
+const {Server} = require('socket.io');
+
+// One backend namespace. `handlers.listen(socket, args, ack)` and
+// `handlers.sync(socket, request, ack)` answer; what arrived is in `calls`.
+async function scriptedServer(backend, handlers) {
+  const httpServer = http.createServer();
+  const io = new Server(httpServer, {transports: ['websocket']});
+  const calls = {listen: [], sync: []};
+  const sockets = [];
+  io.of('/' + backend).on('connection', (socket) => {
+    sockets.push(socket);
+    socket.on('listen', (...args) => {
+      const ack = args.pop();
+      calls.listen.push(args);
+      handlers.listen(socket, args, ack);
+    });
+    socket.on('sync', (request, ack) => {
+      calls.sync.push(request);
+      handlers.sync(socket, request, ack);
+    });
+  });
+  await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${httpServer.address().port}`,
+    calls,
+    // The newest socket of the backend that is still connected.
+    socket: () => sockets.filter((s) => s.connected).pop(),
+    close: () => new Promise((resolve) => io.close(() => resolve())),
+  };
+}
+
+module.exports = {scriptedServer};
