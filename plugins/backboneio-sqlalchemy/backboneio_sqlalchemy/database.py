@@ -11,9 +11,15 @@ pool's size, and the decision of where statements run:
   loop is cheaper than spinning in SQLite's busy handler.
 * ``postgresql+psycopg2``: ``backboneio serve`` monkey-patches eventlet before
   loading plugins, which installs psycopg2's wait callback, so every query
-  yields to other clients while it waits for the server. Statements then run
-  in the calling green thread. Without the callback (a script that never
-  monkey-patched) they are offloaded like SQLite's.
+  (a lock wait included) yields to other clients while it waits for the
+  server. Statements then run in the calling green thread. Without the
+  callback (a script that never monkey-patched) they are offloaded like
+  SQLite's.
+
+A URL that names no driver gets the one the plugin is built for:
+``postgresql://`` and ``postgres://`` mean ``postgresql+psycopg2://`` (the
+``[postgresql]`` extra), not SQLAlchemy's own default (psycopg 3 since 2.1,
+whose waits eventlet cannot make cooperative). See :func:`resolve_url`.
 
 Connections are checked out of the pool in the calling green thread, never in
 an offloaded OS thread: after monkey-patching, the pool's locks are green and
@@ -31,6 +37,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from backboneio import runner
+from backboneio.errors import ConfigurationError
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
@@ -44,6 +51,33 @@ log = logging.getLogger("backboneio.sqlalchemy")
 POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout", "pool_recycle")
 #: Drivers written in pure Python: monkey-patched sockets make them cooperative.
 PURE_PYTHON_DRIVERS = frozenset({"pg8000", "pymysql"})
+#: The driver a URL naming none gets: the one this plugin keeps cooperative
+#: (SQLAlchemy 2.1 alone would pick psycopg 3, which the extra does not install).
+DEFAULT_DRIVERS = {"postgresql": "psycopg2"}
+#: Other spellings of a backend name; ``postgres://`` is what Heroku-style
+#: DATABASE_URLs use, and SQLAlchemy refuses it.
+BACKEND_ALIASES = {"postgres": "postgresql"}
+#: What to install for a driver that is missing.
+DRIVER_PACKAGES = {
+    "psycopg2": "pip install 'backboneio-sqlalchemy[postgresql]' (psycopg2-binary)",
+    "psycopg": "pip install 'psycopg[binary]'",
+    "pg8000": "pip install pg8000",
+}
+
+
+def resolve_url(url: str | sa.URL) -> sa.URL:
+    """``url`` with the driver the store runs cooperatively, where it names none.
+
+    ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg2://``;
+    ``postgres+DRIVER://`` becomes ``postgresql+DRIVER://``; a URL that names
+    a driver (``postgresql+psycopg://``) and every other URL are kept as given.
+    """
+    url = sa.make_url(url)
+    backend, _, driver = url.drivername.partition("+")
+    backend = BACKEND_ALIASES.get(backend, backend)
+    driver = driver or DEFAULT_DRIVERS.get(backend, "")
+    drivername = f"{backend}+{driver}" if driver else backend
+    return url if drivername == url.drivername else url.set(drivername=drivername)
 
 
 class Gate:
@@ -64,14 +98,27 @@ class Gate:
         else:
             signal = runner.Signal()
             self.waiters.append(signal)
-            signal.wait(None)  # the releaser hands its slot straight to us
+            try:
+                signal.wait(None)  # the releaser hands its slot straight to us
+            except BaseException:
+                # Killed while waiting (a request given up on, a shutdown): a
+                # waiter still queued had no slot yet; one already dequeued was
+                # handed one, which must go on to the next or the gate shrinks.
+                if signal in self.waiters:
+                    self.waiters.remove(signal)
+                else:
+                    self._release()
+                raise
         try:
             yield
         finally:
-            if self.waiters:
-                self.waiters.popleft().send()
-            else:
-                self.free += 1
+            self._release()
+
+    def _release(self) -> None:
+        if self.waiters:
+            self.waiters.popleft().send()
+        else:
+            self.free += 1
 
 
 def needs_offload(engine: Engine) -> bool:
@@ -89,8 +136,8 @@ def needs_offload(engine: Engine) -> bool:
 class Database:
     """A pooled engine plus the rules for running units of work on it."""
 
-    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
-        self.url = sa.make_url(url)
+    def __init__(self, url: str | sa.URL, options: Mapping[str, Any]) -> None:
+        self.url = resolve_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgresql = self.url.get_backend_name() == "postgresql"
         engine_options: dict[str, Any] = {
@@ -115,7 +162,16 @@ class Database:
             # cannot go away like that.
             engine_options["pool_pre_ping"] = not self.is_sqlite
         engine_options.update(options.get("engine_options") or {})
-        self.engine = sa.create_engine(self.url, **engine_options)
+        try:
+            self.engine = sa.create_engine(self.url, **engine_options)
+        except ImportError as error:
+            # Said without the URL itself: a URL may carry a password.
+            driver = self.url.get_driver_name()
+            install = DRIVER_PACKAGES.get(driver, f"the {driver} package")
+            raise ConfigurationError(
+                f"The database driver {driver!r} for {self.url.drivername}:// URLs is not "
+                f"installed ({error}); install it with: {install}"
+            ) from error
         if self.is_sqlite:
             _configure_sqlite(self.engine, wal=not memory)
         pool = self.engine.pool
@@ -179,10 +235,14 @@ _databases: dict[tuple[str, str], Database] = {}
 _databases_lock = threading.Lock()
 
 
-def get_database(url: str, options: Mapping[str, Any]) -> Database:
-    """The shared :class:`Database` for ``url`` (created with ``options`` the first time)."""
+def get_database(url: str | sa.URL, options: Mapping[str, Any]) -> Database:
+    """The shared :class:`Database` for ``url`` (created with ``options`` the first time).
+
+    URLs that resolve to the same driver (``postgresql://`` and
+    ``postgresql+psycopg2://``) share one.
+    """
     key = (
-        str(url),
+        resolve_url(url).render_as_string(hide_password=False),
         repr(
             sorted((k, repr(options.get(k))) for k in (*POOL_OPTIONS, "offload", "engine_options"))
         ),
