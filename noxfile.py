@@ -31,6 +31,9 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput of the stores and the protocol, as ratios to the memory store."""
-    session.install("-r", "requirements-test.txt")
-    session.run("python", "bench/run.py", *session.posargs)
+    """backboneio next to bare python-socketio and Feathers 5, pinned, interleaved; writes
+    the tables into docs/benchmarks.md (needs node, npm, taskset; about 15 minutes).
+    Arguments replace the defaults: `nox -s bench -- --tiny`, see `bench/run.py --help`."""
+    session.install("-r", "requirements-test.txt", "py-spy==0.4.3")
+    args = session.posargs or ["--profile", "--update-docs", "--json", "bench/latest.json"]
+    session.run("python", "bench/run.py", *args)

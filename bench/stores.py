@@ -112,3 +112,23 @@ def measure(quick: bool = False) -> list[dict[str, Any]]:
             r["creates ratio"] = r["creates/s"] / memory["creates/s"]
             r["read time ratio"] = r["read ms"] / memory["read ms"]
     return results
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    out = ["### Stores: creates and a filtered read, ratios to the memory store", ""]
+    columns = list(results[0])
+    out.append("| " + " | ".join(columns) + " |")
+    out.append("|" + "---|" * len(columns))
+    for r in results:
+        cells = []
+        for c in columns:
+            v = r.get(c, "-")
+            cells.append(
+                f"{v:,.2f}"
+                if isinstance(v, float) and v < 100
+                else f"{v:,.0f}"
+                if isinstance(v, float)
+                else str(v)
+            )
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,64 @@
+"""The benchmark harness still runs end to end (a tiny run against backboneio only).
+
+Not a benchmark and no timing is asserted: it checks that the Node load
+generator installs, talks to a real ``backboneio serve`` over WebSocket, and
+that what it counts is consistent with the protocol (each create reaches every
+other client, a resume replays exactly what was missed).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.requires import binary
+from tests.support.server import ROOT
+
+
+def test_bench_tiny_run_against_backboneio(tmp_path: Path) -> None:
+    binary("npm", "apt-get install nodejs npm")
+    binary("node", "apt-get install nodejs npm")
+    binary("taskset", "apt-get install util-linux")
+    out = tmp_path / "bench.json"
+    table = tmp_path / "bench.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--tiny",
+            "--servers",
+            "backboneio",
+            "--scenarios",
+            "A1,A4,B50,C100,R50",
+            "--json",
+            str(out),
+            "--markdown",
+            str(table),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = {r["scenario"]: r["result"] for r in json.loads(out.read_text())["records"]}
+    errors = {name: r["error"] for name, r in results.items() if "error" in r}
+    assert not errors, errors
+
+    assert results["A1"]["ops"] > 0 and results["A1"]["errors"] == 0
+    a4 = results["A4"]
+    # every acked create was broadcast to the 3 other clients (give or take the
+    # creates in flight at either edge of the measured window)
+    assert 3 * (a4["ops"] - 8) <= a4["notified"] <= 3 * (a4["ops"] + 8), a4
+    assert a4["extensions"] == "", "backboneio negotiated permessage-deflate by default"
+    assert results["B50"]["writes"] > 0 and results["B50"]["delivered"] > 0
+    assert results["C100"]["held"] == 100, results["C100"]
+    resume = results["R50"]
+    assert resume["supported"], resume
+    assert resume["replayed"] == 50 and resume["inOrder"] and resume["recovered"], resume
+
+    text = table.read_text()
+    assert "| backboneio |" in text
+    assert "Noise and load-generator check" in text
