@@ -6,12 +6,14 @@ Installed (``pip install backboneio-redis``), the plugin is found through the
     BACKENDS = {"messages": {"store": "redis", "url": "redis://127.0.0.1:6379/0"}}
 
     # Several `backboneio serve` processes behind one load balancer: every
-    # client hears every other client's writes, whichever process it is on.
+    # client hears every other client's writes, whichever process it is on,
+    # through one change log on Redis Streams that every process shares.
     REDIS_MANAGER_URL = "redis://127.0.0.1:6379/0"
 
-Both run over redis-py's ordinary sockets, which ``backboneio serve`` makes
+All run over redis-py's ordinary sockets, which ``backboneio serve`` makes
 cooperative by monkey-patching before it loads plugins, so no thread pool is
-needed. docs/stores-redis.md has the data layout, options and costs.
+needed. docs/stores-redis.md has the data layout, options and costs; docs/cluster.md
+how the shared change log keeps notifications gap-free across processes.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from typing import Any
 
 import redis
 from backboneio import hookimpl
+from backboneio.changelog import Retention
 from backboneio.errors import ConfigurationError
 from backboneio.settings import Settings
 from backboneio.stores import StoreConfig
 
+from .changelog import DEFAULT_BACKLOG, DEFAULT_IDLE_TTL, RedisChangeLog
 from .store import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -37,7 +41,7 @@ from .store import (
     redacted,
 )
 
-__all__ = ["RedisStore", "connect", "make_store", "redacted"]
+__all__ = ["RedisChangeLog", "RedisStore", "connect", "make_store", "redacted"]
 
 DEFAULT_MANAGER_CHANNEL = "backboneio"
 log = logging.getLogger("backboneio.redis")
@@ -58,6 +62,7 @@ def store_from_config(config: StoreConfig) -> RedisStore:
         max_limit=options.get("max_limit"),
         timeout=options.get("timeout", DEFAULT_TIMEOUT),
         backend=config.backend,
+        version_attribute=config.version_attribute,
     )
     try:
         store.client.ping()
@@ -99,10 +104,31 @@ def register_settings(register: Callable[..., None]) -> None:
         DEFAULT_MANAGER_CHANNEL,
         "Pub/sub channel the processes of one deployment share.",
     )
+    register(
+        "REDIS_CHANGE_LOG",
+        True,
+        "With REDIS_MANAGER_URL set: keep the change log on Redis Streams, shared by every "
+        "process (False: each process keeps its own log and pub/sub carries notifications).",
+    )
+    register(
+        "REDIS_CHANGE_LOG_PREFIX",
+        None,
+        "Start of the change log's Redis keys; None: '<REDIS_MANAGER_CHANNEL>:log'.",
+    )
+    register(
+        "REDIS_CHANGE_LOG_BACKLOG",
+        DEFAULT_BACKLOG,
+        "About how many of the newest entries of all streams the processes' readers "
+        "can catch up on after losing Redis for a while.",
+    )
+    register(
+        "REDIS_CHANGE_LOG_IDLE_TTL",
+        DEFAULT_IDLE_TTL,
+        "Seconds after which a stream no one wrote to or listened on is deleted (0: never).",
+    )
 
 
-@hookimpl
-def client_manager(settings: Settings) -> Any:
+def _manager_url(settings: Settings) -> str | None:
     url = settings.get("REDIS_MANAGER_URL")
     if url is None:
         return None
@@ -111,11 +137,82 @@ def client_manager(settings: Settings) -> Any:
             "Setting REDIS_MANAGER_URL must be None or a redis://, rediss:// or unix:// URL, "
             f"got {redacted(url) if isinstance(url, str) else url!r}"
         )
+    return url
+
+
+def _manager_channel(settings: Settings) -> str:
     channel = settings.get("REDIS_MANAGER_CHANNEL", DEFAULT_MANAGER_CHANNEL)
     if not isinstance(channel, str) or not channel:
         raise ConfigurationError(
             f"Setting REDIS_MANAGER_CHANNEL must be a non-empty string, got {channel!r}"
         )
+    return channel
+
+
+def _change_log_on(settings: Settings) -> bool:
+    on = settings.get("REDIS_CHANGE_LOG", True)
+    if not isinstance(on, bool):
+        raise ConfigurationError(f"Setting REDIS_CHANGE_LOG must be True or False, got {on!r}")
+    return on
+
+
+@hookimpl
+def change_log(settings: Settings) -> RedisChangeLog | None:
+    url = _manager_url(settings)
+    if url is None or not _change_log_on(settings):
+        return None
+    prefix = settings.get("REDIS_CHANGE_LOG_PREFIX")
+    if prefix is None:
+        prefix = f"{_manager_channel(settings)}:log"
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigurationError(
+            f"Setting REDIS_CHANGE_LOG_PREFIX must be None or a non-empty string, got {prefix!r}"
+        )
+    backlog = settings.get("REDIS_CHANGE_LOG_BACKLOG", DEFAULT_BACKLOG)
+    if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
+        raise ConfigurationError(
+            f"Setting REDIS_CHANGE_LOG_BACKLOG must be a positive integer, got {backlog!r}"
+        )
+    ttl = settings.get("REDIS_CHANGE_LOG_IDLE_TTL", DEFAULT_IDLE_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
+        raise ConfigurationError(
+            f"Setting REDIS_CHANGE_LOG_IDLE_TTL must be a number of seconds >= 0, got {ttl!r}"
+        )
+    # The hub passes each backend's retention with every append; this one
+    # serves appends that come without.
+    retention = Retention(
+        float(settings.get("CHANGE_LOG_MAX_AGE", 300.0)),
+        int(settings.get("CHANGE_LOG_MAX_ENTRIES", 1000)),
+    )
+    log_ = RedisChangeLog(
+        url, prefix=prefix, retention=retention, backlog=backlog, idle_ttl=float(ttl)
+    )
+    try:
+        log_.client.ping()
+    except redis.exceptions.AuthenticationError as exc:
+        raise ConfigurationError(
+            f"REDIS_MANAGER_URL: Redis at {redacted(url)} refused to log in: {exc}"
+        ) from None
+    except UNAVAILABLE_ERRORS as exc:
+        log.warning(
+            "REDIS_MANAGER_URL: Redis at %s is unreachable (%s); writes answer Unavailable "
+            "until it is back",
+            redacted(url),
+            exc,
+        )
+    return log_
+
+
+@hookimpl
+def client_manager(settings: Settings) -> Any:
+    url = _manager_url(settings)
+    if url is None:
+        return None
+    channel = _manager_channel(settings)
+    if _change_log_on(settings):
+        # Every process delivers the shared log's entries to its own sockets;
+        # pub/sub would only carry them a second time.
+        return None
     import socketio
 
     # Publishing happens before the writer's ack is sent: with redis-py's

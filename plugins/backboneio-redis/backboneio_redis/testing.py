@@ -27,15 +27,24 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """``redis-server`` without persistence in a temporary directory.
+    """``redis-server`` in a temporary directory, without persistence unless
+    ``persistent`` (an append-only file synced on every write, so a restart
+    loses nothing).
 
     ``stop()`` and ``start()`` keep the port, so tests can take Redis away
     and bring it back where clients expect it.
     """
 
-    def __init__(self, executable: str = "redis-server", *, password: str | None = None) -> None:
+    def __init__(
+        self,
+        executable: str = "redis-server",
+        *,
+        password: str | None = None,
+        persistent: bool = False,
+    ) -> None:
         self.executable = executable
         self.password = password
+        self.persistent = persistent
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="backboneio-redis-")
@@ -56,7 +65,9 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persistent else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             self._dir.name,
             "--logfile",
