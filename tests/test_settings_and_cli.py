@@ -21,11 +21,17 @@ from tests.support.server import ServerProcess, free_port
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, settings: str | None = None, cwd: Path, timeout: float = 30):
+def run_cli(
+    *args: str,
+    settings: str | None = None,
+    cwd: Path,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+):
     if settings is not None:
         (cwd / "clisettings.py").write_text(textwrap.dedent(settings))
         args = (*args, "--settings", "clisettings")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "backboneio", *args],
         cwd=cwd,
@@ -34,6 +40,16 @@ def run_cli(*args: str, settings: str | None = None, cwd: Path, timeout: float =
         text=True,
         timeout=timeout,
     )
+
+
+def first_line_with(proc: subprocess.Popen[str], text: str, limit: int = 50) -> str:
+    """The first output line holding ``text`` (start-up may log warnings before it)."""
+    assert proc.stdout is not None
+    for _ in range(limit):
+        line = proc.stdout.readline()
+        if text in line or not line:
+            return line
+    return ""
 
 
 @pytest.mark.parametrize(
@@ -53,6 +69,15 @@ def run_cli(*args: str, settings: str | None = None, cwd: Path, timeout: float =
         ("BACKENDS = {'m': {'id_attribute': ''}}", "id_attribute"),
         ("PLUGINS = ['not-installed']", "PLUGINS names not-installed, which is not installed"),
         ("CORS_ALLOWED_ORIGINS = [1]", "CORS_ALLOWED_ORIGINS"),
+        ("PORT = 70000", "Setting PORT must be between 0 and 65535"),
+        ("backends = {'m': {}}", "backends in settings module 'clisettings' is not a setting"),
+        ("backends = {'m': {}}", "did you mean BACKENDS?"),
+        ("BACKEND = {'m': {}}", "Unknown setting BACKEND in settings module"),
+        ("BACKEND = {'m': {}}", "did you mean BACKENDS?"),
+        ("Backends = {'m': {}}", "did you mean BACKENDS?"),
+        ("SYNC_TIMOUT = 3", "did you mean SYNC_TIMEOUT?"),
+        ("EVENT = 'e'\nx = 1 +", "Cannot import settings module 'clisettings': SyntaxError"),
+        ("EVENT = 1 / 0", "Cannot import settings module 'clisettings': ZeroDivisionError"),
     ],
 )
 def test_bad_settings_stop_start_up_with_a_clear_message(tmp_path, settings, message):
@@ -60,6 +85,79 @@ def test_bad_settings_stop_start_up_with_a_clear_message(tmp_path, settings, mes
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_configuration_error_is_reported_one_per_line(tmp_path):
+    settings = """
+    backends = {"m": {}}
+    EVNT = "typo"
+    DEBUG = "yes"
+    PORT = "80"
+    helper = 1  # lower-case names that are no setting are the module's own business
+    """
+    result = run_cli("serve", settings=settings, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("backboneio: configuration error: ") for line in lines), lines
+    assert len(lines) == 4, lines
+    for expected in ("did you mean BACKENDS?", "EVNT", "DEBUG", "PORT"):
+        assert any(expected in line for line in lines), (expected, lines)
+
+
+def test_settings_check_collects_every_problem():
+    from backboneio.settings import SettingsErrors
+
+    settings = Settings({"BACKEND": {}, "EVENT": "", "MAX_MESSAGE_SIZE": "big"})
+    with pytest.raises(SettingsErrors) as caught:
+        settings.check()
+    messages = caught.value.messages
+    assert len(messages) == 3, messages
+    assert "did you mean BACKENDS?" in messages[0]
+    assert str(caught.value) == "\n".join(messages)
+
+
+@pytest.mark.parametrize("port", ["abc", "99999", "-1", "3000.5"])
+def test_an_invalid_port_is_one_line(tmp_path, port):
+    result = run_cli("serve", "--port", port, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "argument --port" in result.stderr
+    assert "is not a port number" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_are_one_line_too(tmp_path):
+    result = run_cli("serve", "--nope", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "backboneio: error: unrecognized arguments: --nope (see backboneio --help)"
+    ]
+
+
+def test_version(tmp_path):
+    from importlib.metadata import version
+
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == f"backboneio {version('backboneio')}\n"
+
+
+def test_settings_given_as_a_file_path(tmp_path):
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    # A module beside the settings file imports, as beside a script.
+    (folder / "shared_names.py").write_text("enabled = ['timestamps']\n")
+    (folder / "prod.py").write_text("from shared_names import enabled\nPLUGINS = enabled\n")
+    result = run_cli("plugins", "--format", "json", "--settings", "conf/prod.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p["name"] for p in json.loads(result.stdout)] == ["timestamps"]
+    (folder / "bad.py").write_text("EVNT = 1\n")
+    result = run_cli("serve", "--settings", str(folder / "bad.py"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"Unknown setting EVNT in settings file '{folder / 'bad.py'}'" in result.stderr
+    result = run_cli("serve", "--settings", "conf/missing.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Settings file 'conf/missing.py' does not exist" in result.stderr
 
 
 def test_a_settings_module_that_does_not_import(tmp_path):
@@ -87,8 +185,14 @@ def test_settings_object_defaults_and_lookup():
 
 
 def test_build_server_names_the_unknown_store_and_the_known_ones():
-    with pytest.raises(ConfigurationError, match="known stores: fixed, memory"):
+    with pytest.raises(ConfigurationError, match="known stores: memory") as caught:
         build_server(Settings({"BACKENDS": {"m": {"store": "nope"}}}))
+    assert "fixed" not in str(caught.value)  # the test-only plugin's store
+
+
+def test_build_server_with_the_test_plugin_named_knows_its_store():
+    with pytest.raises(ConfigurationError, match=r"known stores: fixed, memory$"):
+        build_server(Settings({"PLUGINS": ["testplugin"], "BACKENDS": {"m": {"store": "nope"}}}))
 
 
 def test_serve_stops_cleanly_on_ctrl_c(tmp_path):
@@ -100,8 +204,7 @@ def test_serve_stops_cleanly_on_ctrl_c(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
+    line = first_line_with(proc, "serving on")
     assert f"backboneio serving on http://127.0.0.1:{port}" in line
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/backbone.io.js") as response:
         assert response.status == 200
@@ -119,11 +222,12 @@ def test_serve_reports_a_port_in_use(tmp_path):
     assert f"cannot listen on 127.0.0.1:{srv.port}" in result.stderr
 
 
-def test_host_and_port_settings_are_used(tmp_path):
+@pytest.mark.parametrize("name", ["hostport", "hostport.py"])
+def test_host_and_port_settings_are_used(tmp_path, name):
     port = free_port()
     (tmp_path / "hostport.py").write_text(f"HOST = '127.0.0.1'\nPORT = {port}\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backboneio", "serve", "--settings", "hostport"],
+        [sys.executable, "-m", "backboneio", "serve", "--settings", name],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -131,15 +235,17 @@ def test_host_and_port_settings_are_used(tmp_path):
         env={**os.environ, "PYTHONPATH": str(tmp_path)},
     )
     try:
-        assert proc.stdout is not None
-        assert f"serving on http://127.0.0.1:{port}" in proc.stdout.readline()
+        assert f"serving on http://127.0.0.1:{port}" in first_line_with(proc, "serving on")
     finally:
         proc.terminate()
         proc.wait(10)
 
 
+TEST_PLUGINS = {"BACKBONEIO_TEST_PLUGINS": "1"}
+
+
 def test_plugins_command_lists_plugins_as_json(tmp_path):
-    result = run_cli("plugins", "--format", "json", cwd=tmp_path)
+    result = run_cli("plugins", "--format", "json", cwd=tmp_path, env=TEST_PLUGINS)
     assert result.returncode == 0, result.stderr
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     assert plugins["testplugin"]["version"] == "1.2.3"
@@ -149,7 +255,7 @@ def test_plugins_command_lists_plugins_as_json(tmp_path):
 
 
 def test_plugins_command_all_includes_the_defaults_as_a_table(tmp_path):
-    result = run_cli("plugins", "--all", cwd=tmp_path)
+    result = run_cli("plugins", "--all", cwd=tmp_path, env=TEST_PLUGINS)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["name", "version", "hooks"]

@@ -8,7 +8,8 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import ConfigurationError
 
@@ -16,16 +17,48 @@ if TYPE_CHECKING:  # imported lazily below: serve() monkey-patches before any im
     from .settings import Settings
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line that says where to look, as a configuration error does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
+def _version() -> str:
+    try:
+        return metadata.version("backboneio")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        from . import __version__
+
+        return __version__
+
+
+SETTINGS_HELP = "settings module name or path/to/settings.py (default: $BACKBONEIO_SETTINGS)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="backboneio", description="Realtime Backbone.js sync server over Socket.IO."
     )
+    parser.add_argument("--version", action="version", version=f"backboneio {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server")
-    serve.add_argument("--settings", help="settings module (default: $BACKBONEIO_SETTINGS)")
+    serve.add_argument("--settings", help=SETTINGS_HELP)
     serve.add_argument("--host", help="interface to bind (default: HOST setting, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default: PORT setting, 3000)")
+    serve.add_argument(
+        "--port", type=_port, help="port to bind, 0 for any free one (default: PORT setting, 3000)"
+    )
     serve.add_argument(
         "--debug", action="store_true", default=None, help="send error details to clients"
     )
@@ -39,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list installed plugins and their hooks")
     plugins.add_argument("--all", action="store_true", help="include the built-in default plugins")
     plugins.add_argument("--format", choices=("table", "json"), default="table")
-    plugins.add_argument("--settings", help="settings module, to list only the plugins it enables")
+    plugins.add_argument(
+        "--settings", help="settings module or file, to list only the plugins it enables"
+    )
     return parser
 
 
@@ -50,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args)
         return list_plugins(args)
     except ConfigurationError as exc:
-        print(f"backboneio: configuration error: {exc}", file=sys.stderr)
+        # One line per problem: Settings.check reports all of them at once.
+        for message in getattr(exc, "messages", None) or [str(exc)]:
+            print(f"backboneio: configuration error: {message}", file=sys.stderr)
         return 2
 
 
@@ -109,12 +146,15 @@ def _settings_for(args: argparse.Namespace) -> Settings:
 
 
 def list_plugins(args: argparse.Namespace) -> int:
-    from .app import load_plugins
-    from .plugins import describe_plugins
+    from .plugins import describe_plugins, load_plugins
     from .settings import Settings
 
+    def report(message: str) -> None:
+        print(f"backboneio: {message}", file=sys.stderr)
+
     settings = Settings.from_module(args.settings) if args.settings else Settings()
-    pm = load_plugins(settings)
+    # The one tool for finding a broken plugin lists the others around it.
+    pm = load_plugins(settings, report=report, strict=False)
     infos = describe_plugins(pm, include_defaults=args.all)
     if args.format == "json":
         print(json.dumps([info.as_dict() for info in infos], indent=2))

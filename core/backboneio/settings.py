@@ -7,11 +7,15 @@ a typo stops start-up instead of being silently ignored.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import importlib.util
 import os
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigurationError
@@ -50,6 +54,50 @@ def _is_setting_name(name: str) -> bool:
     return name.isupper() and not name.startswith("_")
 
 
+class SettingsErrors(ConfigurationError):
+    """Every problem :meth:`Settings.check` found, one message each (``messages``)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = list(messages)
+        super().__init__("\n".join(self.messages))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _load_module(target: str) -> tuple[types.ModuleType, str]:
+    """Import a settings module by dotted name, or run a ``.py`` file by path."""
+    if target.endswith(".py") or os.sep in target or (os.altsep and os.altsep in target):
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(f"Settings file {target!r} does not exist")
+        # Like `python path/to/file.py`: modules beside the settings file import.
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise ConfigurationError(f"Settings file {target!r} is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"Cannot load settings file {target!r}: {_one_line(exc)}"
+            ) from exc
+        return module, f"settings file {target!r}"
+    try:
+        module = importlib.import_module(target)
+    except ImportError as exc:
+        raise ConfigurationError(f"Cannot import settings module {target!r}: {exc}") from exc
+    except Exception as exc:  # a SyntaxError or a failing line in the module itself
+        raise ConfigurationError(
+            f"Cannot import settings module {target!r}: {_one_line(exc)}"
+        ) from exc
+    return module, f"settings module {target!r}"
+
+
 class Settings:
     """Setting values with their defaults; read them as attributes (``settings.DEBUG``)."""
 
@@ -59,6 +107,9 @@ class Settings:
         self.values: dict[str, Any] = dict(values or {})
         self.source = source
         self.declared: dict[str, Setting] = {s.name: s for s in CORE_SETTINGS}
+        # Names in a settings module that are not upper case, so not settings,
+        # kept to catch `backends = ...` meant as BACKENDS.
+        self.other_names: set[str] = set()
         self._memo: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -78,20 +129,22 @@ class Settings:
 
     @classmethod
     def from_module(cls, module_name: str | None = None) -> Settings:
-        """Load a settings module by dotted name, importable from the current directory."""
+        """Load a settings module by dotted name (importable from the current
+        directory) or by the path of a ``.py`` file."""
         module_name = module_name or os.environ.get(ENVIRONMENT_VARIABLE)
         if not module_name:
             return cls()
         if os.getcwd() not in sys.path and "" not in sys.path:
             sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"Cannot import settings module {module_name!r}: {exc}"
-            ) from exc
+        module, source = _load_module(module_name)
         values = {k: getattr(module, k) for k in dir(module) if _is_setting_name(k)}
-        return cls(values, source=f"settings module {module_name!r}")
+        settings = cls(values, source=source)
+        settings.other_names = {
+            k
+            for k, v in vars(module).items()
+            if not k.startswith("_") and k not in values and not isinstance(v, types.ModuleType)
+        }
+        return settings
 
     def memo(self, key: str, build: Callable[[], T], *, fresh: bool = False) -> T:
         """A value built once for these settings (one server's): a plugin keeps
@@ -110,52 +163,94 @@ class Settings:
         self.declared[setting.name] = setting
 
     def check(self) -> None:
-        """Refuse unknown names and core settings of the wrong type."""
+        """Refuse unknown names and core settings of the wrong type, reporting
+        every problem at once (as :class:`SettingsErrors`), not only the first."""
+        errors = self.problems()
+        if errors:
+            raise SettingsErrors(errors)
+
+    def _nearest(self, name: str) -> str | None:
+        upper = name.upper()
+        if upper in self.declared:
+            return upper
+        matches = difflib.get_close_matches(upper, self.declared, n=1, cutoff=0.75)
+        return matches[0] if matches else None
+
+    def problems(self) -> list[str]:
+        """What :meth:`check` would refuse, one message per problem."""
+        errors: list[str] = []
         for name in self.values:
             if name not in self.declared:
-                raise ConfigurationError(
-                    f"Unknown setting {name} in {self.source}; known settings: "
-                    + ", ".join(sorted(self.declared))
+                near = self._nearest(name)
+                hint = (
+                    f"did you mean {near}?"
+                    if near
+                    else "known settings: " + ", ".join(sorted(self.declared))
                 )
-        self._check_types()
+                errors.append(f"Unknown setting {name} in {self.source}; {hint}")
+        for name in sorted(self.other_names):
+            if name.upper() in self.declared:
+                errors.append(
+                    f"{name} in {self.source} is not a setting: setting names are upper case; "
+                    f"did you mean {name.upper()}?"
+                )
+        errors += self._type_problems()
+        return errors
 
-    def _check_types(self) -> None:
-        def expect(name: str, types: type | tuple[type, ...], what: str) -> None:
+    def _type_problems(self) -> list[str]:
+        errors: list[str] = []
+
+        def expect(name: str, types: type | tuple[type, ...], what: str) -> bool:
             value = self.get(name)
             # bool is an int in Python, but PORT = True is a mistake
             if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
-                raise ConfigurationError(f"Setting {name} must be {what}, got {value!r}")
+                errors.append(f"Setting {name} must be {what}, got {value!r}")
+                return False
+            return True
 
         expect("EVENT", str, "a string")
         expect("DEBUG", bool, "True or False")
         expect("HOST", str, "a string")
-        expect("PORT", int, "an integer")
+        if expect("PORT", int, "an integer") and not 0 <= self.PORT <= 65535:
+            errors.append(f"Setting PORT must be between 0 and 65535, got {self.PORT!r}")
         expect("MAX_MESSAGE_SIZE", int, "a number of characters")
         expect("SYNC_TIMEOUT", (int, float), "a number of seconds")
-        expect("BACKENDS", dict, "a dict of backend name -> dict")
-        if not self.EVENT:
-            raise ConfigurationError("Setting EVENT must not be empty")
+        for name in ("MAX_CONNECTIONS", "LISTEN_BACKLOG"):
+            if expect(name, int, "a number of connections") and self.get(name) < 1:
+                errors.append(f"Setting {name} must be at least 1, got {self.get(name)!r}")
+        expect("WEBSOCKET_COMPRESSION", bool, "True or False")
+        expect("TCP_NODELAY", bool, "True or False")
+        for name in ("HEADER_TIMEOUT", "IDLE_TIMEOUT"):
+            value = self.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+            ):
+                errors.append(
+                    f"Setting {name} must be a positive number of seconds or None, got {value!r}"
+                )
+        backends_ok = expect("BACKENDS", dict, "a dict of backend name -> dict")
+        if isinstance(self.EVENT, str) and not self.EVENT:
+            errors.append("Setting EVENT must not be empty")
         plugins = self.PLUGINS
         if plugins is not None and (
-            isinstance(plugins, str) or not all(isinstance(p, str) for p in plugins)
+            isinstance(plugins, str)
+            or not isinstance(plugins, Iterable)
+            or not all(isinstance(p, str) for p in plugins)
         ):
-            raise ConfigurationError(
-                f"Setting PLUGINS must be None or a list of names, got {plugins!r}"
-            )
+            errors.append(f"Setting PLUGINS must be None or a list of names, got {plugins!r}")
         origins = self.CORS_ALLOWED_ORIGINS
         if not isinstance(origins, (str, list, tuple)) or not all(
             isinstance(o, str) for o in self.cors_origins
         ):
-            raise ConfigurationError(
+            errors.append(
                 f"Setting CORS_ALLOWED_ORIGINS must be a list of origins, got {origins!r}"
             )
-        for name, config in self.BACKENDS.items():
+        for name, config in self.BACKENDS.items() if backends_ok else ():
             if not isinstance(name, str) or not name or "/" in name:
-                raise ConfigurationError(
-                    f"Backend name {name!r} must be a non-empty string without '/'"
-                )
+                errors.append(f"Backend name {name!r} must be a non-empty string without '/'")
             if not isinstance(config, dict):
-                raise ConfigurationError(f"BACKENDS[{name!r}] must be a dict, got {config!r}")
+                errors.append(f"BACKENDS[{name!r}] must be a dict, got {config!r}")
+        return errors
 
     @property
     def cors_origins(self) -> list[str]:
