@@ -15,7 +15,10 @@ Layout, for a backend whose key prefix is ``P`` (``backboneio:<backend>`` by def
 Every write is one Lua script, so it is atomic in Redis: a create with a
 client-given id cannot overwrite a model created a moment earlier, a patch
 writes only the attributes it sends (two patches of one model both land)
-and, like update, refuses to write once the model has been deleted.
+and, like update, refuses to write once the model has been deleted. In a
+versioned store the version is a field of the model's hash, and the script
+that writes also compares and bumps it, so two writers from one version
+cannot both win.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from backboneio import jsonutil
 from backboneio.backend import Request, Response
 from backboneio.errors import BadRequest, ConfigurationError, Conflict, Unavailable
 from backboneio.query import Query
-from backboneio.stores import check_id, new_id
+from backboneio.stores import (
+    check_id,
+    check_version_attribute,
+    new_id,
+    sent_version,
+    version_conflict,
+)
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -105,6 +114,71 @@ if #fields == 0 then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return model_json(fields)
+"""
+)
+
+# The versioned writes. Each returns {1, ...} when it wrote, {0} when the
+# model does not exist, and {2, the stored model} when the write was made
+# from another version than the stored one (nothing written). The expected
+# version is '' for an unconditional write. A version that is not a
+# non-negative integer (a model stored before versioning was on) counts as 0,
+# as in backboneio.stores.stored_version.
+_LUA_VERSIONS = """
+local function stored_version(key, attribute)
+  local raw = redis.call('HGET', key, attribute)
+  local n = nil
+  if raw then n = tonumber(raw) end
+  if n == nil or n < 0 or n ~= math.floor(n) then return 0 end
+  return n
+end
+local function stale(expected, version)
+  return expected ~= '' and tonumber(expected) ~= version
+end
+"""
+
+# KEYS: model hash. ARGV: version attribute, expected version, then the
+# field/value pairs of the whole new model. Returns {1, new version}.
+VERSIONED_UPDATE = (
+    _LUA_HELPERS
+    + _LUA_VERSIONS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local version = stored_version(KEYS[1], ARGV[1])
+if stale(ARGV[2], version) then return {2, model_json(redis.call('HGETALL', KEYS[1]))} end
+redis.call('DEL', KEYS[1])
+hset_pairs(KEYS[1], 3)
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', version + 1))
+return {1, version + 1}
+"""
+)
+
+# KEYS: model hash. ARGV: version attribute, expected version, then the
+# field/value pairs to merge. Returns {1, the merged model}.
+VERSIONED_PATCH = (
+    _LUA_HELPERS
+    + _LUA_VERSIONS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local version = stored_version(KEYS[1], ARGV[1])
+if stale(ARGV[2], version) then return {2, model_json(redis.call('HGETALL', KEYS[1]))} end
+hset_pairs(KEYS[1], 3)
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', version + 1))
+return {1, model_json(redis.call('HGETALL', KEYS[1]))}
+"""
+)
+
+# KEYS: model hash, ids zset. ARGV: id member, version attribute, expected
+# version. Returns {1, the deleted model}.
+VERSIONED_DELETE = (
+    _LUA_HELPERS
+    + _LUA_VERSIONS
+    + """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return {0} end
+if stale(ARGV[3], stored_version(KEYS[1], ARGV[2])) then return {2, model_json(fields)} end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return {1, model_json(fields)}
 """
 )
 
@@ -195,12 +269,15 @@ class RedisStore:
         id_attribute: str = "id",
         max_limit: int | None = None,
         backend: str = "",
+        version_attribute: str | None = None,
     ) -> None:
+        check_version_attribute(version_attribute, id_attribute)
         self.client = client
         self.prefix = prefix
         self.id_attribute = id_attribute
         self.max_limit = max_limit
         self.backend = backend
+        self.version_attribute = version_attribute
         self.ids_key = f"{prefix}:ids"
         self.seq_key = f"{prefix}:seq"
         self.model_prefix = f"{prefix}:model:"
@@ -208,6 +285,9 @@ class RedisStore:
         self._update = client.register_script(UPDATE)
         self._patch = client.register_script(PATCH)
         self._delete = client.register_script(DELETE)
+        self._versioned_update = client.register_script(VERSIONED_UPDATE)
+        self._versioned_patch = client.register_script(VERSIONED_PATCH)
+        self._versioned_delete = client.register_script(VERSIONED_DELETE)
         self._read_one = client.register_script(READ_ONE)
         self._read_chunk = client.register_script(READ_CHUNK_SCRIPT)
 
@@ -256,12 +336,33 @@ class RedisStore:
             pairs += (name, jsonutil.dumps(value))
         return pairs
 
+    def _versioned(self, script: Any, req: Request, keys: list[str], args: list[Any]) -> Any:
+        """Run a versioned write script; its payload, or NotFound / Conflict."""
+        status, *payload = script(keys=keys, args=args)
+        if status == 0:
+            raise req.not_found()
+        if status == 2:
+            attribute = self.version_attribute
+            assert attribute is not None
+            sent = sent_version(req.model, attribute)
+            assert sent is not None
+            raise version_conflict(req.method, attribute, sent, json.loads(payload[0]))
+        return payload[0]
+
+    def _expected(self, req: Request) -> str:
+        """The version a write is conditional on, as the scripts take it ('' for none)."""
+        assert self.version_attribute is not None
+        sent = sent_version(req.model, self.version_attribute)
+        return "" if sent is None else str(sent)
+
     # -- the five methods ----------------------------------------------------
 
     def create(self, req: Request) -> dict[str, Any]:
         model = dict(req.model)
         if model.get(self.id_attribute) is None:
             model[self.id_attribute] = new_id()
+        if self.version_attribute is not None:
+            model[self.version_attribute] = 1
         model_id = model[self.id_attribute]
         member = self._member(model_id)
         pairs = self._pairs(model)
@@ -286,20 +387,42 @@ class RedisStore:
     def update(self, req: Request) -> dict[str, Any]:
         member = self._required_member(req)
         model = dict(req.model)
-        if not self._update(keys=[self._key(member)], args=self._pairs(model)):
+        attribute = self.version_attribute
+        if attribute is not None:
+            expected = self._expected(req)
+            model.pop(attribute, None)
+            pairs = self._pairs(model)
+            model[attribute] = self._versioned(
+                self._versioned_update, req, [self._key(member)], [attribute, expected, *pairs]
+            )
+        elif not self._update(keys=[self._key(member)], args=self._pairs(model)):
             raise req.not_found()
         return json.loads(jsonutil.dumps(model))
 
     def patch(self, req: Request) -> dict[str, Any]:
         member = self._required_member(req)
-        merged = self._patch(keys=[self._key(member)], args=self._pairs(dict(req.model)))
+        changes = dict(req.model)
+        attribute = self.version_attribute
+        if attribute is not None:
+            expected = self._expected(req)
+            changes.pop(attribute, None)
+            args = [attribute, expected, *self._pairs(changes)]
+            return json.loads(
+                self._versioned(self._versioned_patch, req, [self._key(member)], args)
+            )
+        merged = self._patch(keys=[self._key(member)], args=self._pairs(changes))
         if merged is None:
             raise req.not_found()
         return json.loads(merged)
 
     def delete(self, req: Request) -> dict[str, Any]:
         member = self._required_member(req)
-        deleted = self._delete(keys=[self._key(member), self.ids_key], args=[member])
+        keys = [self._key(member), self.ids_key]
+        attribute = self.version_attribute
+        if attribute is not None:
+            args = [member, attribute, self._expected(req)]
+            return json.loads(self._versioned(self._versioned_delete, req, keys, args))
+        deleted = self._delete(keys=keys, args=[member])
         if deleted is None:
             raise req.not_found()
         return json.loads(deleted)
@@ -362,8 +485,12 @@ def make_store(
     max_limit: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     backend: str = "",
+    version_attribute: str | None = None,
 ) -> RedisStore:
-    """A redis store for ``backend.use(...)``; ``prefix`` defaults to ``backboneio:<backend>``."""
+    """A redis store for ``backend.use(...)``; ``prefix`` defaults to ``backboneio:<backend>``.
+
+    ``version_attribute="_version"`` makes it versioned (docs/conflicts.md).
+    """
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"The redis store's url must be a redis:// URL, got {url!r}")
     if prefix is None:
@@ -378,7 +505,13 @@ def make_store(
         raise ConfigurationError(f"max_limit must be None or a positive integer, got {max_limit!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    check_version_attribute(version_attribute, id_attribute)
     client = connect(url, timeout=float(timeout))
     return RedisStore(
-        client, prefix=prefix, id_attribute=id_attribute, max_limit=max_limit, backend=backend
+        client,
+        prefix=prefix,
+        id_attribute=id_attribute,
+        max_limit=max_limit,
+        backend=backend,
+        version_attribute=version_attribute,
     )

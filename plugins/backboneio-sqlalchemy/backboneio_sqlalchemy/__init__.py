@@ -72,13 +72,15 @@ def store(
     schema: str | None = None,
     max_limit: int | None = None,
     backend: str = "",
+    version_attribute: str | None = None,
     **options: Any,
 ) -> SQLAlchemyStore:
     """A store for ``backend.use()``: documents in ``table`` of the database at ``url``.
 
     ``model`` (an ORM class, a :class:`sqlalchemy.Table` or a dotted path to
     one) or ``reflect=True`` keep models in an existing table's columns
-    instead. ``options`` are pool options (``pool_size``...), ``offload`` and
+    instead. ``version_attribute="_version"`` makes it versioned
+    (docs/conflicts.md). ``options`` are pool options (``pool_size``...), ``offload`` and
     ``engine_options`` (passed to :func:`sqlalchemy.create_engine`).
     """
     unknown = sorted(set(options) - set(OPTIONS))
@@ -107,7 +109,12 @@ def store(
     else:
         source = DocumentTable(table, id_attribute, postgresql=postgresql, schema=schema)
     return SQLAlchemyStore(
-        database, source, backend=backend, id_attribute=id_attribute, max_limit=max_limit
+        database,
+        source,
+        backend=backend,
+        id_attribute=id_attribute,
+        max_limit=max_limit,
+        version_attribute=version_attribute,
     )
 
 
@@ -157,6 +164,7 @@ def make_store(config: StoreConfig) -> SQLAlchemyStore:
             schema=options.get("schema"),
             max_limit=options.get("max_limit"),
             backend=config.backend,
+            version_attribute=config.version_attribute,
             **extra,
         )
     except sa.exc.ArgumentError as error:

@@ -1,4 +1,11 @@
-"""The ``sqlalchemy`` store: the five sync methods as SQL, one transaction each."""
+"""The ``sqlalchemy`` store: the five sync methods as SQL, one transaction each.
+
+In a versioned store an update or delete made from a version is one
+conditional statement (``... WHERE id = :id AND <version> = :v``): when it
+touches no row, the row is read to tell NotFound from Conflict. A patch of
+a document table reads, merges and writes under the row lock its write
+transaction takes, so its version check is inside that lock.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,12 @@ from backboneio.errors import (
     Unavailable,
 )
 from backboneio.query import Query
+from backboneio.stores import (
+    check_version_attribute,
+    sent_version,
+    stored_version,
+    version_conflict,
+)
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
@@ -45,7 +58,9 @@ class SQLAlchemyStore:
         backend: str = "",
         id_attribute: str = "id",
         max_limit: int | None = None,
+        version_attribute: str | None = None,
     ) -> None:
+        check_version_attribute(version_attribute, id_attribute)
         if max_limit is not None and (
             isinstance(max_limit, bool) or not isinstance(max_limit, int) or max_limit < 1
         ):
@@ -56,8 +71,11 @@ class SQLAlchemyStore:
         self.backend = backend
         self.id_attribute = id_attribute
         self.max_limit = max_limit
+        self.version_attribute = version_attribute
         self._table_source = table
         self._table: Table | None = None if callable(table) else table
+        if self._table is not None and version_attribute is not None:
+            self._table.check_version_attribute(version_attribute)
         self._prepared = False
 
     def __repr__(self) -> str:
@@ -85,6 +103,8 @@ class SQLAlchemyStore:
             table = self._table
             if table is None:
                 table = self._table_source(conn)  # type: ignore[operator]
+                if self.version_attribute is not None:
+                    table.check_version_attribute(self.version_attribute)
             table.prepare(conn)
             self._table = table
 
@@ -149,6 +169,8 @@ class SQLAlchemyStore:
     def _create(self, req: Request) -> dict[str, Any]:
         table = self.table
         model = copy.deepcopy(req.model)
+        if self.version_attribute is not None:
+            model[self.version_attribute] = 1
         values = table.row_for(model)
 
         def create(conn: Connection) -> dict[str, Any]:
@@ -202,6 +224,8 @@ class SQLAlchemyStore:
         return [query.project(table.model_of(row)) for row in conn.execute(stmt)]
 
     def _update(self, req: Request) -> dict[str, Any]:
+        if self.version_attribute is not None:
+            return self._versioned_update(req, self.version_attribute)
         table = self.table
         model_id = self._get_id(req)
         model = copy.deepcopy(req.model)
@@ -224,6 +248,8 @@ class SQLAlchemyStore:
         return self.database.run(update, write=True)
 
     def _patch(self, req: Request) -> dict[str, Any]:
+        if self.version_attribute is not None:
+            return self._versioned_patch(req, self.version_attribute)
         table = self.table
         self._get_id(req)
         changes = copy.deepcopy(req.model)
@@ -252,6 +278,8 @@ class SQLAlchemyStore:
         return self.database.run(patch, write=True)
 
     def _delete(self, req: Request) -> dict[str, Any]:
+        if self.version_attribute is not None:
+            return self._versioned_delete(req, self.version_attribute)
         table = self.table
         where = table.where_id(self._get_id(req))
 
@@ -261,5 +289,121 @@ class SQLAlchemyStore:
             if row is None:
                 raise req.not_found()
             return table.model_of(row)
+
+        return self.database.run(delete, write=True)
+
+    # -- versioned writes -------------------------------------------------------
+
+    def _refused(self, conn: Connection, req: Request, attribute: str, sent: int) -> SyncError:
+        """Why a write conditional on ``sent`` touched no row: NotFound, or Conflict."""
+        current = self._fetch_one(conn, req)  # raises NotFound when the row is gone
+        return version_conflict(req.method, attribute, sent, current)
+
+    def _versioned_update(self, req: Request, attribute: str) -> dict[str, Any]:
+        table = self.table
+        where = table.where_id(self._get_id(req))
+        model = copy.deepcopy(req.model)
+        sent = sent_version(model, attribute)
+        model.pop(attribute, None)
+        if isinstance(table, ColumnTable):
+            values = table.values_for_replace(model)
+            key = table.version_key(attribute)
+            if sent is None:
+                values[key] = table.stored_version(attribute) + 1
+            else:
+                values[key] = sent + 1
+                where = sa.and_(where, table.where_version(attribute, sent))
+
+            def update_columns(conn: Connection) -> dict[str, Any]:
+                stmt = sa.update(table.table).where(where).values(values)
+                row = conn.execute(stmt.returning(*table.selected)).first()
+                if row is not None:
+                    return table.model_of(row)
+                if sent is None:
+                    raise req.not_found()
+                raise self._refused(conn, req, attribute, sent)
+
+            return self.database.run(update_columns, write=True)
+
+        table.values_for_update(model)  # refuse what the body cannot hold before any SQL
+
+        def update_document(conn: Connection) -> dict[str, Any]:
+            if sent is None:
+                # Unconditional: the new version is the stored one plus one,
+                # read under the write transaction's lock.
+                version = stored_version(self._fetch_one(conn, req, lock=True), attribute) + 1
+                condition = where
+            else:
+                version = sent + 1
+                condition = sa.and_(where, table.where_version(attribute, sent))
+            stored = {**model, attribute: version}
+            stmt = sa.update(table.table).where(condition).values(table.values_for_update(stored))
+            if conn.execute(stmt).rowcount == 1:
+                return stored
+            if sent is None:
+                raise req.not_found()
+            raise self._refused(conn, req, attribute, sent)
+
+        return self.database.run(update_document, write=True)
+
+    def _versioned_patch(self, req: Request, attribute: str) -> dict[str, Any]:
+        table = self.table
+        where = table.where_id(self._get_id(req))
+        changes = copy.deepcopy(req.model)
+        sent = sent_version(changes, attribute)
+        changes.pop(attribute, None)
+        if isinstance(table, ColumnTable):
+            values = table.values_for_update(changes)
+            key = table.version_key(attribute)
+            if sent is None:
+                values[key] = table.stored_version(attribute) + 1
+            else:
+                values[key] = sent + 1
+                where = sa.and_(where, table.where_version(attribute, sent))
+
+            def patch_columns(conn: Connection) -> dict[str, Any]:
+                stmt = sa.update(table.table).where(where).values(values)
+                row = conn.execute(stmt.returning(*table.selected)).first()
+                if row is not None:
+                    return table.model_of(row)
+                if sent is None:
+                    raise req.not_found()
+                raise self._refused(conn, req, attribute, sent)
+
+            return self.database.run(patch_columns, write=True)
+
+        table.values_for_update(changes)  # refuse what the body cannot hold
+
+        def patch_document(conn: Connection) -> dict[str, Any]:
+            # The merge needs the stored body, read under the write
+            # transaction's lock (BEGIN IMMEDIATE on SQLite, FOR UPDATE on
+            # PostgreSQL), so the check and the write are one step.
+            current = self._fetch_one(conn, req, lock=True)
+            version = stored_version(current, attribute)
+            if sent is not None and sent != version:
+                raise version_conflict(req.method, attribute, sent, current)
+            merged = {**current, **changes, attribute: version + 1}
+            conn.execute(
+                sa.update(table.table).where(where).values(table.values_for_update(merged))
+            )
+            return merged
+
+        return self.database.run(patch_document, write=True)
+
+    def _versioned_delete(self, req: Request, attribute: str) -> dict[str, Any]:
+        table = self.table
+        where = table.where_id(self._get_id(req))
+        sent = sent_version(req.model, attribute)
+        if sent is not None:
+            where = sa.and_(where, table.where_version(attribute, sent))
+
+        def delete(conn: Connection) -> dict[str, Any]:
+            stmt = sa.delete(table.table).where(where).returning(*table.selected)
+            row = conn.execute(stmt).first()
+            if row is not None:
+                return table.model_of(row)
+            if sent is None:
+                raise req.not_found()
+            raise self._refused(conn, req, attribute, sent)
 
         return self.database.run(delete, write=True)

@@ -71,6 +71,37 @@ class DocumentTable:
         check_id(model_id, self.id_attribute)
         return json.dumps(model_id, ensure_ascii=False)
 
+    # -- versions: the version attribute is a key of the body ----------------
+
+    def check_version_attribute(self, attribute: str) -> None:
+        """Refuse a version attribute SQL cannot address inside the body."""
+        if self.postgresql:
+            usable = "\x00" not in attribute
+        else:
+            usable = translate.SQLiteDocuments.path(attribute) is not None
+        if not usable:
+            raise ConfigurationError(
+                f"The version attribute {attribute!r} of table {self.name!r} cannot be "
+                "compared in SQL; choose a name without quotes, backslashes or control characters"
+            )
+
+    def stored_version(self, attribute: str) -> Any:
+        """The stored version in SQL; a body without an integer one counts as 0."""
+        body = self.table.c.body
+        if self.postgresql:
+            value = body.op("->", return_type=JSONB)(sa.literal(attribute, sa.Text))
+            zero = translate.PostgresDocuments.jsonb(0)
+            return sa.case((sa.func.jsonb_typeof(value) == "number", value), else_=zero)
+        path = translate.SQLiteDocuments.path(attribute)
+        return sa.case(
+            (sa.func.json_type(body, path) == "integer", sa.func.json_extract(body, path)),
+            else_=0,
+        )
+
+    def where_version(self, attribute: str, version: int) -> Any:
+        wanted = translate.PostgresDocuments.jsonb(version) if self.postgresql else version
+        return self.stored_version(attribute) == wanted
+
     def where_id(self, model_id: Any) -> Any:
         return self.table.c.id == self.key(model_id)
 
@@ -146,6 +177,32 @@ class ColumnTable:
     def id_value(self, model_id: Any) -> Any:
         check_id(model_id, self.id_attribute)
         return self.column_value(self.id_attribute, model_id)
+
+    # -- versions: the version attribute is an integer column ----------------
+
+    def check_version_attribute(self, attribute: str) -> None:
+        column = self.columns.get(attribute)
+        if column is None:
+            raise ConfigurationError(
+                f"Table {self.table.name!r} has no column for the version attribute "
+                f"{attribute!r} (columns: {', '.join(self.columns)}); add an integer column "
+                "or set the backend's 'version_attribute' to one"
+            )
+        if self.kinds[attribute] != "number" or column.type.python_type is not int:
+            raise ConfigurationError(
+                f"The version column {column.name!r} of table {self.table.name!r} must be "
+                f"an integer column, not {column.type}"
+            )
+
+    def stored_version(self, attribute: str) -> Any:
+        """The stored version in SQL; NULL (a row from before versions) counts as 0."""
+        return sa.func.coalesce(self.columns[attribute], 0)
+
+    def where_version(self, attribute: str, version: int) -> Any:
+        return self.stored_version(attribute) == version
+
+    def version_key(self, attribute: str) -> str:
+        return self.columns[attribute].key
 
     def where_id(self, model_id: Any) -> Any:
         return self.id_column == self.id_value(model_id)
