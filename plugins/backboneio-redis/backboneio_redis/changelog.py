@@ -280,9 +280,11 @@ class RedisChangeLog(ChangeLog):
         stream, meta = self.keys(backend, channel)
         max_age = retention.max_age
         age_ms = -1 if max_age == float("inf") else max(0, int(max_age * 1000))
+        # Only used when the stream (or the whole log) is new; one uuid4 makes both.
+        fresh = uuid.uuid4().hex
         args = [
-            _new_epoch(),
-            _new_epoch(),
+            fresh[:12],
+            fresh[12:24],
             method,
             jsonutil.dumps(model),
             origin or "",
