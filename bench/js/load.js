@@ -368,7 +368,7 @@ async function idle() {
   });
   const connectSeconds = Number(process.hrtime.bigint() - began) / 1e9;
   const start = cpuSnapshot();
-  await sleep((job.hold || 3) * 1000);
+  await sleep((job.hold || 2) * 1000);
   const end = cpuSnapshot();
   const held = sockets.length - dropped;
   const rssAfter = rssKiB(job.serverPid);
