@@ -219,3 +219,54 @@ def test_writes_across_a_redis_restart_are_delivered_or_recovered_per_client(
                 peer.close()
         for server in servers:
             server.stop()
+
+
+def test_while_the_log_is_down_writes_are_refused_before_the_store_and_reads_go_on(
+    redis_server: RedisServer, own_redis_server: RedisServer
+) -> None:
+    text = settings(redis_server.url, own_redis_server.url)
+    with ServerProcess(text) as first, ServerProcess(text) as second:
+        alice, bob = Peer(first.url, None), Peer(second.url, None)
+        try:
+            alice.listen()
+            bob.listen()
+            error, created = alice.sync("create", {"text": "before"})
+            assert error is None
+            deadline = time.monotonic() + TIMEOUT
+            while not bob.heard and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert [(m, model) for m, model, _ in bob.heard] == [("create", created)]
+            before = bob.heard[0][2]
+
+            own_redis_server.stop()
+            time.sleep(0.3)
+            error, result = alice.sync("create", {"id": "during"})
+            assert result is None and error["error"]["name"] == "Unavailable"
+            assert error["error"]["status"] == 503
+            text_of_error = repr(error)
+            assert own_redis_server.password not in text_of_error
+            assert str(own_redis_server.port) not in text_of_error
+            # Refused before the store: the model was not made. Reads go on,
+            # from the positions the process already knows.
+            error, models, extra = bob.sync("read", {})
+            assert error is None and models == [created]
+            assert extra["positions"] == [before]
+
+            own_redis_server.start()
+            deadline = time.monotonic() + TIMEOUT
+            while True:
+                error, after = alice.sync("create", {"text": "after"})
+                if error is None:
+                    break
+                assert time.monotonic() < deadline, error
+                time.sleep(0.05)
+            while len(bob.heard) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            method, model, position = bob.heard[1]
+            assert (method, model) == ("create", after)
+            # Redis came back empty: a new epoch tells clients history is gone.
+            assert position["epoch"] != before["epoch"] and position["seq"] == 1
+            assert own_redis_server.password not in first.log + second.log
+        finally:
+            alice.close()
+            bob.close()

@@ -1,4 +1,5 @@
-"""``backboneio serve`` with the redis store and the Redis client manager, over real sockets."""
+"""``backboneio serve`` with the redis store, the shared change log and (with
+``REDIS_CHANGE_LOG = False``) the pub/sub client manager, over real sockets."""
 
 from __future__ import annotations
 
@@ -17,9 +18,15 @@ pytestmark = pytest.mark.redis
 
 
 def settings_for(
-    url: str, *, prefix: str | None = None, manager: str | None = None, channel: str = "backboneio"
+    url: str,
+    *,
+    prefix: str | None = None,
+    manager: str | None = None,
+    channel: str = "backboneio",
+    change_log: bool = True,
 ) -> str:
-    """Settings with a redis-store backend on ``url`` and, if given, the manager on ``manager``."""
+    """Settings with a redis-store backend on ``url`` and, if given, processes
+    sharing ``manager``: through the change log, or pub/sub without it."""
     prefix = prefix or f"test:{uuid.uuid4().hex}"
     # Only this plugin: the tests here are about the store and the manager.
     text = 'PLUGINS = ["redis"]\n'
@@ -27,6 +34,7 @@ def settings_for(
     text += f"BACKENDS = {backends!r}\n"
     if manager:
         text += f"REDIS_MANAGER_URL = {manager!r}\nREDIS_MANAGER_CHANNEL = {channel!r}\n"
+        text += f"REDIS_CHANGE_LOG = {change_log!r}\n"
     return text
 
 
@@ -35,7 +43,7 @@ def test_plugins_command_lists_the_redis_plugin() -> None:
         [sys.executable, "-m", "backboneio", "plugins"], capture_output=True, text=True, check=True
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("redis "))
-    assert "register_stores" in line and "client_manager" in line
+    assert "register_stores" in line and "client_manager" in line and "change_log" in line
 
 
 def test_serve_syncs_through_the_redis_store_and_keeps_models_across_restarts(
@@ -122,9 +130,10 @@ def test_a_bad_manager_url_stops_start_up_without_showing_the_password() -> None
 def bridge(sender: BackendClient, receiver: BackendClient) -> None:
     """Wait until ``receiver``'s process hears ``sender``'s through Redis.
 
-    Each process subscribes to the pub/sub channel in the background once
-    its first client connects; until then a broadcast is not delivered
-    there, so keep sending until one arrives (bounded, no timing asserts).
+    With pub/sub, each process subscribes in the background once its first
+    client connects; until then a broadcast is not delivered there, so keep
+    sending until one arrives (bounded, no timing asserts). With the change
+    log the first probe already arrives: each reader starts with its server.
     """
     sender.listen("bridge")
     receiver.listen("bridge")
@@ -153,8 +162,8 @@ def test_two_processes_share_broadcasts_through_redis(redis_server: Any) -> None
         bob.listen()
         created = alice.ok("create", {"text": "from the first process"})
         assert bob.next_synced() == ("create", created)
-        # The sender's own process delivers locally and skips the sender; its
-        # copy coming back from Redis is ignored, so nothing arrives twice.
+        # Every process delivers from the shared log and skips the sender,
+        # who learns from its answer: nothing arrives twice.
         assert alice.heard_nothing()
         # The model is in the shared store too, so bob can change it.
         patched = bob.ok("patch", {"id": created["id"], "seen": True})
@@ -226,10 +235,12 @@ def test_a_wrong_redis_password_stops_start_up_without_showing_it(
     assert "not-the-password" not in message
 
 
-def test_while_the_manager_redis_is_down_only_the_writers_process_hears(
+def test_without_the_change_log_pub_sub_misses_what_is_sent_while_redis_is_down(
     redis_server: Any, own_redis_server: Any
 ) -> None:
-    settings = settings_for(redis_server.url, manager=own_redis_server.url)
+    # The 0.4 behaviour, kept behind REDIS_CHANGE_LOG = False; with the log a
+    # write is refused instead (test_redis_cluster.py).
+    settings = settings_for(redis_server.url, manager=own_redis_server.url, change_log=False)
     with (
         ServerProcess(settings) as first,
         ServerProcess(settings) as second,
