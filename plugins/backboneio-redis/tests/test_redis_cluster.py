@@ -270,3 +270,40 @@ def test_while_the_log_is_down_writes_are_refused_before_the_store_and_reads_go_
         finally:
             alice.close()
             bob.close()
+
+
+def test_an_emitter_in_another_program_reaches_every_process_through_the_log(
+    redis_server: RedisServer, own_redis_server: RedisServer
+) -> None:
+    from backboneio import Emitter
+    from backboneio.settings import Settings
+
+    text = settings(redis_server.url, own_redis_server.url)
+    namespace: dict[str, Any] = {}
+    exec(text, namespace)  # the same settings module the servers load
+    values = {k: v for k, v in namespace.items() if k.isupper()}
+    with ServerProcess(text) as first, ServerProcess(text) as second:
+        peers = [Peer(first.url, None), Peer(second.url, "room")]
+        emitter = Emitter(Settings(values))
+        try:
+            for peer in peers:
+                peer.listen()
+            emitter.emit("messages", "created", {"id": 1, "by": "worker"})
+            emitter.emit("messages", "updated", {"id": 2}, channel="room")
+            deadline = time.monotonic() + TIMEOUT
+            while (len(peers[0].heard) < 1 or len(peers[1].heard) < 2) and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.02)
+            assert [(m, model) for m, model, _ in peers[0].heard] == [
+                ("create", {"id": 1, "by": "worker"})
+            ]
+            heard = [(m, model, p["channel"], p["seq"]) for m, model, p in peers[1].heard]
+            assert heard == [
+                ("create", {"id": 1, "by": "worker"}, None, 1),
+                ("update", {"id": 2}, "room", 1),
+            ]
+        finally:
+            emitter.close()
+            for peer in peers:
+                peer.close()
