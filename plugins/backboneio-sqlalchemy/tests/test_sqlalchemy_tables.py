@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from backboneio import runner
 from backboneio.errors import BadRequest, ConfigurationError, Conflict, NotFound
 from backboneio.query import Query
-from backboneio.testing import StoreClient, data
+from backboneio.testing import StoreClient, data, run_concurrently
 from backboneio_sqlalchemy import store
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -316,3 +317,122 @@ def test_an_in_memory_sqlite_database_is_one_database_for_every_request() -> Non
     assert client.ids({"age": 25, "$sort": {"name": 1}}) == ["p2", "p3", "p8"]
     assert client.patch({"id": "p1", "age": 37})["age"] == 37
     assert len(client.read()) == len(data.PEOPLE)
+
+
+# -- versions in tables (docs/conflicts.md) -----------------------------------------
+
+
+def make_versioned_table(url: str, version_type: str = "INTEGER") -> str:
+    table = unique("versioned")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f'CREATE TABLE "{table}" (code VARCHAR(32) PRIMARY KEY, label TEXT, rev {version_type})'
+        )
+    engine.dispose()
+    return table
+
+
+def test_a_column_table_keeps_the_version_in_its_column(url: str) -> None:
+    table = make_versioned_table(url)
+    client = StoreClient(
+        store(url, table, reflect=True, id_attribute="code", version_attribute="rev"),
+        id_attribute="code",
+    )
+    assert client.create({"code": "a", "label": "one", "rev": 9}) == {
+        "code": "a",
+        "label": "one",
+        "rev": 1,
+    }
+    assert client.update({"code": "a", "label": "two", "rev": 1})["rev"] == 2
+    assert client.patch({"code": "a", "label": "three"})["rev"] == 3
+    for method in ("update", "patch", "delete"):
+        with pytest.raises(Conflict) as info:
+            client.sync(method, {"code": "a", "label": "stale", "rev": 2})
+        assert info.value.details["current"] == {"code": "a", "label": "three", "rev": 3}
+    assert rows(url, table) == [("a", "three", 3)]
+    # update replaces the model, but the version column is the store's.
+    assert client.update({"code": "a"}) == {"code": "a", "label": None, "rev": 4}
+    with pytest.raises(NotFound):
+        client.update({"code": "zz", "label": "x", "rev": 1})
+    assert client.sync("delete", {"code": "a", "rev": 4})["rev"] == 4
+    assert rows(url, table) == []
+
+
+def test_rows_from_before_versions_count_as_version_zero(url: str) -> None:
+    table = make_versioned_table(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"INSERT INTO \"{table}\" VALUES ('old', 'x', NULL), ('old2', 'y', NULL)"
+        )
+    engine.dispose()
+    client = StoreClient(
+        store(url, table, reflect=True, id_attribute="code", version_attribute="rev"),
+        id_attribute="code",
+    )
+    with pytest.raises(Conflict):
+        client.patch({"code": "old", "rev": 1})
+    assert client.patch({"code": "old", "label": "z", "rev": 0})["rev"] == 1
+    assert client.update({"code": "old2", "label": "w"})["rev"] == 1
+
+
+def test_a_document_table_versioned_later_starts_its_old_models_at_zero(url: str) -> None:
+    table = unique("docs")
+    plain = StoreClient(store(url, table))
+    plain.create({"id": "old", "n": 1})
+    plain.create({"id": "old2", "n": 1})
+    versioned = StoreClient(store(url, table, version_attribute="_version"))
+    assert versioned.read("old") == {"id": "old", "n": 1}
+    with pytest.raises(Conflict) as info:
+        versioned.update({"id": "old", "n": 2, "_version": 1})
+    assert info.value.details["current"] == {"id": "old", "n": 1}
+    assert versioned.update({"id": "old", "n": 2, "_version": 0})["_version"] == 1
+    assert versioned.patch({"id": "old2", "n": 2})["_version"] == 1
+    assert versioned.update({"id": "old2", "n": 3})["_version"] == 2
+
+
+def test_a_column_table_without_a_usable_version_column_is_refused(url: str) -> None:
+    model = make_task_model(unique("tasks"))
+    with pytest.raises(ConfigurationError, match="no column for the version attribute '_version'"):
+        store(url, model=model, version_attribute="_version")
+    with pytest.raises(ConfigurationError, match="must be an integer column"):
+        store(url, model=model, version_attribute="title")
+    # A reflected table is only known at the first request.
+    client = StoreClient(
+        store(
+            url,
+            make_versioned_table(url, "TEXT"),
+            reflect=True,
+            id_attribute="code",
+            version_attribute="rev",
+        ),
+        id_attribute="code",
+    )
+    with pytest.raises(ConfigurationError, match="must be an integer column"):
+        client.read()
+    with pytest.raises(ConfigurationError, match="version_attribute and id_attribute"):
+        store(url, unique("docs"), version_attribute="id")
+
+
+def test_concurrent_column_writers_from_one_version_one_wins(url: str) -> None:
+    table = make_versioned_table(url)
+    client = StoreClient(
+        store(url, table, reflect=True, id_attribute="code", version_attribute="rev"),
+        id_attribute="code",
+    )
+    client.create({"code": "race", "label": "start"})
+
+    def write(i: int) -> str:
+        runner.sleep(0)
+        method = "update" if i % 2 else "patch"
+        try:
+            client.sync(method, {"code": "race", "label": f"by {i}", "rev": 1})
+        except Conflict as exc:
+            assert exc.details["current"]["rev"] == 2
+            return "conflict"
+        return "won"
+
+    outcomes = run_concurrently([lambda i=i: write(i) for i in range(12)])
+    assert outcomes.count("won") == 1 and outcomes.count("conflict") == 11
+    assert [r[2] for r in rows(url, table)] == [2]
