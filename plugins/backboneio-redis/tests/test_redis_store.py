@@ -296,3 +296,24 @@ def test_a_bad_url_never_shows_its_password() -> None:
     with pytest.raises(ConfigurationError) as caught:
         make_store("http://user:hunter2@127.0.0.1/")
     assert "hunter2" not in str(caught.value)
+
+
+def test_versions_live_in_the_hash_and_old_models_start_at_zero(redis_server: Any) -> None:
+    prefix = f"test:{uuid.uuid4().hex}"
+    plain = make_store(redis_server.url, prefix=prefix)
+    versioned = make_store(redis_server.url, prefix=prefix, version_attribute="_version")
+    try:
+        call(plain, "create", {"id": "old", "n": 1})
+        created = call(versioned, "create", {"id": "new", "_version": 5})
+        assert created == {"id": "new", "_version": 1}
+        assert versioned.client.hget(f'{prefix}:model:"new"', "_version") == b"1"
+        with pytest.raises(Conflict) as info:
+            call(versioned, "patch", {"id": "old", "n": 2, "_version": 1})
+        assert info.value.details["current"] == {"id": "old", "n": 1}
+        assert call(versioned, "patch", {"id": "old", "n": 2, "_version": 0})["_version"] == 1
+        assert call(versioned, "update", {"id": "old", "n": 3})["_version"] == 2
+        assert call(versioned, "read", {"id": "old"}) == {"id": "old", "n": 3, "_version": 2}
+    finally:
+        plain.clear()
+        plain.client.close()
+        versioned.client.close()
