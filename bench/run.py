@@ -378,7 +378,9 @@ def markdown(
             head += [f"{n} ops/s", f"{n} p50 / p99 ms"]
         for n in b_names:
             head += [f"{n} deliveries/s", f"{n} p50 / p99 ms"]
-        head += [f"server CPU µs per op ({a_names[-1]})"] if a_names else []
+        cpu_a = "A16" if "A16" in a_names else (a_names[-1] if a_names else None)
+        head += [f"server CPU µs per op ({cpu_a})"] if cpu_a else []
+        head += [f"server CPU µs per delivery ({n})" for n in b_names[-1:]]
         head += ["deflate negotiated"]
         add("| " + " | ".join(head) + " |")
         add("|" + "---|" * len(head))
@@ -398,9 +400,12 @@ def markdown(
                     fmt(median(r["deliveriesPerSec"] for r in rs)),
                     latency(rs),
                 ]
-            if a_names:
-                rs = [r for r in by(records, a_names[-1], name) if "error" not in r]
+            if cpu_a:
+                rs = [r for r in by(records, cpu_a, name) if "error" not in r]
                 row.append(fmt(median(r["serverCpuUsPerOp"] for r in rs)))
+            for n in b_names[-1:]:
+                rs = [r for r in by(records, n, name) if "error" not in r]
+                row.append(fmt(median(r["serverCpuUsPerDelivery"] for r in rs), 1))
             row.append("yes" if "deflate" in ext else "no")
             add("| " + " | ".join(row) + " |")
         errors = [r for r in records if "error" in r["result"] and kind(r["scenario"]) != "idle"]
