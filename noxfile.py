@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s demo`, `nox -s bench`."""
+"""Developer sessions: `nox -s tests`, `lint`, `demo`, `bench`, `docs`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ def demo(session: nox.Session) -> None:
     """The demo on http://127.0.0.1:3000 (pass --assets DIR to serve libraries locally)."""
     session.install("-e", ".", "-e", "plugins/backboneio-sqlalchemy")
     session.run("backboneio", "serve", "--demo", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The docs site on http://127.0.0.1:8000, rebuilt on every edit
+    (`nox -s docs -- build` checks it as CI does)."""
+    session.install("mkdocs==1.6.1", "mkdocs-material==9.8.1", "pymdown-extensions==13.1.2")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    if session.posargs[:1] == ["build"]:
+        session.run("mkdocs", "build", "--strict", *session.posargs[1:])
+    else:
+        session.run("mkdocs", "serve", *session.posargs)
 
 
 @nox.session
