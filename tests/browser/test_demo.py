@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from base64 import b64encode
 from collections.abc import Iterator
 from hashlib import sha384
@@ -138,8 +139,8 @@ def test_the_demo_pins_the_libraries_of_tests_js_package_lock(node_modules: Path
         assert lib.integrity == "sha384-" + b64encode(sha384(body).digest()).decode(), lib.name
 
 
-def test_without_assets_the_pages_load_the_pinned_libraries_from_the_cdn() -> None:
-    app = demo.make_app(None)
+def test_without_a_local_copy_the_pages_load_the_pinned_libraries_from_the_cdn() -> None:
+    app = demo.make_app(None, find_local=False)
     answers: list[str] = []
     body = b"".join(app({"PATH_INFO": "/todos"}, lambda status, headers: answers.append(status)))
     html = body.decode()
@@ -149,6 +150,84 @@ def test_without_assets_the_pages_load_the_pinned_libraries_from_the_cdn() -> No
         assert tag in html
         assert f"@{lib.version}/" in lib.cdn_url
     assert html.index("backbone-min.js") < html.index('src="/backbone.io.js"')
+
+
+def _copy_of_the_libraries(node_modules: Path, folder: Path, **versions: str) -> Path:
+    """``folder`` laid out like node_modules, with a package.json saying ``versions``."""
+    for lib in demo.LIBRARIES:
+        target = folder / lib.name / lib.file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((node_modules / lib.name / lib.file).read_bytes())
+        version = versions.get(lib.name.replace(".", "_").replace("-", "_"), lib.version)
+        (folder / lib.name / "package.json").write_text(json.dumps({"version": version}))
+    return folder
+
+
+def test_a_local_copy_at_the_pinned_versions_is_found_before_the_cdn(
+    node_modules: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = _copy_of_the_libraries(node_modules, tmp_path / "node_modules", backbone="1.5.0")
+    fresh = _copy_of_the_libraries(node_modules, tmp_path / "assets" / "node_modules")
+    assert demo.find_assets([tmp_path / "nowhere", stale]) is None
+    assert demo.find_assets([stale, fresh]) == fresh
+
+    monkeypatch.chdir(tmp_path)
+    places = demo.asset_places()
+    # the documented npm install place, then ./node_modules, then the checkout's
+    assert places[:2] == [fresh, stale]
+    assert places[2] == node_modules
+    assert demo.find_assets() == fresh
+    (fresh / "jquery" / "package.json").unlink()
+    assert demo.find_assets() == node_modules
+
+    app = demo.make_app(None)
+    answers: list[str] = []
+    page = b"".join(app({"PATH_INFO": "/"}, lambda status, headers: answers.append(status)))
+    assert b'<script src="/assets/backbone/backbone-min.js">' in page
+    assert b"cdn.jsdelivr.net" not in page
+    served = b"".join(
+        app({"PATH_INFO": "/assets/backbone/backbone-min.js"}, lambda *a: answers.append(a[0]))
+    )
+    assert served == (node_modules / "backbone" / "backbone-min.js").read_bytes()
+    assert answers == ["200 OK", "200 OK"]
+
+
+@pytest.mark.browser
+def test_without_a_network_the_page_says_the_libraries_did_not_load_and_how_to_fix_it(
+    browser: Any,
+) -> None:
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from backboneio.assets import ClientScriptApp
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = make_server(
+        "127.0.0.1", 0, ClientScriptApp(demo.make_app(None, find_local=False)), handler_class=Quiet
+    )
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    ctx = Context(browser)  # it blocks the CDN, as a machine without a network would
+    try:
+        page = ctx.page(f"http://127.0.0.1:{httpd.server_port}/")
+        problem = page.locator("#libraries-missing")
+        problem.wait_for()
+        text = problem.text_content()
+        assert "could not load Underscore, jQuery, Backbone, socket.io-client" in text
+        assert "cdn.jsdelivr.net" in text
+        assert demo.NPM_INSTALL.replace("DIR", "assets") in text
+        assert "backboneio serve --demo --assets assets/node_modules" in text
+        assert page.locator("#status").text_content() == "not loaded"
+        assert len(ctx.blocked) == len(demo.LIBRARIES)
+        # Only backbone.io.js's own message reaches the console; the demo's
+        # scripts stop quietly.
+        assert ctx.errors and all("must be loaded after Backbone" in e for e in ctx.errors)
+    finally:
+        ctx.close()
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_an_assets_folder_without_the_libraries_stops_start_up(tmp_path: Path) -> None:

@@ -1,12 +1,16 @@
 """The pages ``backboneio serve --demo`` shows: Messages at ``/``, Todos at ``/todos``.
 
-The browser libraries come from a public CDN at pinned versions (with
-Subresource Integrity hashes), or from a local folder laid out like
-``node_modules`` (``--assets DIR``), filled with :data:`NPM_INSTALL`.
+The browser libraries come from a local folder laid out like ``node_modules``
+(``--assets DIR``, filled with :data:`NPM_INSTALL`), else from the first copy
+at the pinned versions found in :func:`asset_places`, else from a public CDN
+at pinned versions (with Subresource Integrity hashes).
 """
 
 from __future__ import annotations
 
+import html
+import json
+import logging
 import mimetypes
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,6 +21,8 @@ from typing import Any
 from ..errors import ConfigurationError
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ PAGES: dict[str, str] = {
     "/todos": "todos.html",
     "/playground": "playground.html",
 }
-STATIC: tuple[str, ...] = ("demo.css", "messages.js", "todos.js")
+STATIC: tuple[str, ...] = ("demo.css", "messages.js", "todos.js", "status.js", "libraries.js")
 PLACEHOLDER = "<!-- libraries -->"
 SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
@@ -84,8 +90,12 @@ SECURITY_HEADERS = [
 ]
 
 
-def library_tags(assets_dir: str | None) -> str:
-    """The ``<script>`` tags for the libraries, then backbone.io.js from the server."""
+def library_tags(assets_dir: str | Path | None) -> str:
+    """The ``<script>`` tags for the libraries, then backbone.io.js from the server.
+
+    Between them, ``/libraries.js`` tells the reader in plain words when a
+    library did not load (no network for the CDN) and how to serve them locally.
+    """
     tags = []
     for lib in LIBRARIES:
         if assets_dir is None:
@@ -95,8 +105,54 @@ def library_tags(assets_dir: str | None) -> str:
             )
         else:
             tags.append(f'<script src="{lib.local_url}"></script>')
+    source = "cdn" if assets_dir is None else "local"
+    install = html.escape(NPM_INSTALL.replace("DIR", "assets"), quote=True)
+    tags.append(
+        f'<script src="/libraries.js" data-source="{source}" data-install="{install}"></script>'
+    )
     tags.append('<script src="/backbone.io.js"></script>')
     return "\n  ".join(tags)
+
+
+def asset_places(cwd: Path | None = None) -> list[Path]:
+    """Where ``backboneio serve --demo`` looks for the libraries without ``--assets``.
+
+    In order: ``./assets/node_modules`` (what :data:`NPM_INSTALL` fills with
+    ``DIR`` = ``assets``), ``./node_modules``, and in a checkout of the
+    repository ``tests/js/node_modules`` (``npm ci --prefix tests/js``).
+    """
+    here = cwd or Path.cwd()
+    places = [here / "assets" / "node_modules", here / "node_modules"]
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "tests" / "js" / "package.json").is_file():
+        places.append(checkout / "tests" / "js" / "node_modules")
+    return places
+
+
+def _pinned_copy(root: Path) -> str | None:
+    """Why ``root`` is not a copy of the pinned libraries, or None when it is."""
+    for lib in LIBRARIES:
+        if not (root / lib.name / lib.file).is_file():
+            return f"no {lib.name}/{lib.file}"
+        try:
+            version = json.loads((root / lib.name / "package.json").read_text())["version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"no readable {lib.name}/package.json"
+        if version != lib.version:
+            return f"{lib.name} is {version}, not {lib.version}"
+    return None
+
+
+def find_assets(places: Iterable[Path] | None = None) -> Path | None:
+    """The first of ``places`` (default :func:`asset_places`) holding the pinned libraries."""
+    for place in asset_places() if places is None else places:
+        if not place.is_dir():
+            continue
+        why = _pinned_copy(place)
+        if why is None:
+            return place
+        log.info("demo: not using the libraries in %s: %s", place, why)
+    return None
 
 
 def _read(name: str) -> bytes:
@@ -115,14 +171,28 @@ def _check_assets(assets_dir: str) -> Path:
     return root
 
 
-def make_app(assets_dir: str | None = None) -> WSGIApp:
+def make_app(assets_dir: str | None = None, *, find_local: bool = True) -> WSGIApp:
     """The demo as a WSGI app.
 
     ``assets_dir`` is a folder laid out like ``node_modules`` holding the
-    libraries, or None to load them from the CDN.
+    libraries. Without it, a local copy at the pinned versions is looked for
+    in :func:`asset_places` (unless ``find_local`` is false), and the pages
+    load the libraries from the CDN when there is none.
     """
-    assets = _check_assets(assets_dir) if assets_dir is not None else None
-    tags = library_tags(assets_dir).encode()
+    assets: Path | None
+    if assets_dir is not None:
+        assets = _check_assets(assets_dir)
+    else:
+        assets = find_assets() if find_local else None
+        if assets is not None:
+            log.info("demo: serving the JavaScript libraries from %s", assets)
+        else:
+            log.info(
+                "demo: the pages load their JavaScript libraries from cdn.jsdelivr.net; "
+                "without a network, serve them locally: %s, then --assets assets/node_modules",
+                NPM_INSTALL.replace("DIR", "assets"),
+            )
+    tags = library_tags(assets).encode()
     pages = {path: _read(name).replace(PLACEHOLDER.encode(), tags) for path, name in PAGES.items()}
     static = {f"/{name}": _read(name) for name in STATIC}
     # Only the files the pages load (and each package.json, which says the
@@ -181,4 +251,4 @@ def _respond(
     return [body]
 
 
-__all__ = ["LIBRARIES", "NPM_INSTALL", "Library", "make_app"]
+__all__ = ["LIBRARIES", "NPM_INSTALL", "Library", "asset_places", "find_assets", "make_app"]

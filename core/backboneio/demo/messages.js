@@ -2,6 +2,9 @@
 (function () {
   'use strict';
 
+  // libraries.js has told the reader what did not load.
+  if (!window.Backbone || !window.jQuery || !Backbone.io) return;
+
   var room = new URLSearchParams(window.location.search).get('room');
   Backbone.io.connect();
 
@@ -77,10 +80,4 @@
   messages.bindBackend();
   window.demo = {messages: messages, view: new MessagesView({collection: messages})};
   messages.fetch();
-
-  var $status = $('#status');
-  Backbone.io.on('listen', function () { $status.text('live').attr('class', 'status live'); });
-  Backbone.io.on('disconnect', function () {
-    $status.text('reconnecting…').attr('class', 'status offline');
-  });
 })();

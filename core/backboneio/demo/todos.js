@@ -2,6 +2,9 @@
 (function () {
   'use strict';
 
+  // libraries.js has told the reader what did not load.
+  if (!window.Backbone || !window.jQuery || !Backbone.io) return;
+
   Backbone.io.connect();
 
   var Todo = Backbone.Model.extend({
@@ -97,10 +100,4 @@
   todos.bindBackend();
   window.demo = {todos: todos, view: new TodosView({collection: todos})};
   todos.fetch();
-
-  var $status = $('#status');
-  Backbone.io.on('listen', function () { $status.text('live').attr('class', 'status live'); });
-  Backbone.io.on('disconnect', function () {
-    $status.text('reconnecting…').attr('class', 'status offline');
-  });
 })();
