@@ -119,7 +119,7 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        sock = runner.listen_socket(host, port)
+        sock = runner.listen_socket(host, port, settings)
     except OSError as exc:
         raise ConfigurationError(f"cannot listen on {host}:{port}: {exc}") from exc
 
@@ -127,7 +127,7 @@ def serve(args: argparse.Namespace) -> int:
         names = ", ".join(f"/{name}" for name in server.backends) or "none"
         print(f"backboneio serving on {url} (backends: {names})", flush=True)
 
-    runner.serve(server.app, sock=sock, on_ready=ready)
+    runner.serve(server.app, sock=sock, on_ready=ready, settings=settings)
     print("backboneio stopped", flush=True)
     return 0
 

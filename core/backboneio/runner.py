@@ -4,15 +4,22 @@ The rest of the core only asks this module to wait, spawn, sleep, move a
 blocking call off the event loop, or serve a WSGI app. Moving to another
 server (gevent, or python-socketio's asyncio server) means rewriting this
 module, not the protocol or the backends; docs/eventlet.md has the details.
+
+Serving also applies the production defaults (docs/deployment.md): no
+WebSocket compression, TCP_NODELAY, a connection limit and listen backlog
+sized for 10,000+ clients, the open-file limit they need, and time limits for
+clients that never finish their request headers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import resource
 import socket
 import warnings
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 # eventlet >= 0.37 warns on import that it is in bug-fix-only maintenance.
 # We chose it knowingly (docs/eventlet.md); the warning would otherwise reach
@@ -21,12 +28,26 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     import eventlet
     import eventlet.event
+    import eventlet.timeout
     import eventlet.tpool
+    import eventlet.websocket
     import eventlet.wsgi
+
+try:  # C masking of client frames (see _unmask); pure Python below if missing
+    from wsaccel.xormask import XorMaskerSimple as _XorMasker
+except ImportError:  # pragma: no cover - a platform wsaccel has no wheel for
+    _XorMasker = None
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 T = TypeVar("T")
 ASYNC_MODE = "eventlet"
 log = logging.getLogger("backboneio")
+
+# Files the process needs besides its client sockets: the listening socket,
+# database and Redis connections, log files, eventlet's thread-pool pipes.
+RESERVED_FILES = 256
 
 _patched = False
 
@@ -77,10 +98,177 @@ def offload(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return eventlet.tpool.execute(fn, *args, **kwargs)
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
+# -- WebSocket frame unmasking ---------------------------------------------
+#
+# eventlet unmasks every client frame one byte at a time in Python: about
+# 0.3 s of CPU per megabyte, during which no other client is served (the
+# frame arrives without the socket blocking, so the loop never yields).
+# wsaccel does it in C (under 1 ms per MB); without it, one XOR of two big
+# integers still does it in C inside CPython (about 3 ms per MB).
+
+
+def _unmask(data: bytes, mask: Iterable[int], length: int | None = None, offset: int = 0) -> bytes:
+    """Same contract as eventlet's ``RFC6455WebSocket._apply_mask``: XOR the
+    first ``length`` bytes of ``data`` with the 4-byte ``mask``, starting
+    ``offset`` bytes into the frame."""
+    if length is not None and length != len(data):
+        data = data[:length]
+    key = tuple(mask)
+    shift = offset % 4
+    key = key[shift:] + key[:shift]
+    if _XorMasker is not None:
+        return bytes(_XorMasker(bytes(key)).process(data))
+    size = len(data)
+    repeated = (bytes(key) * (size // 4 + 1))[:size]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(
+        size, "little"
+    )
+
+
+def _install_fast_unmask() -> None:
+    frame_class = getattr(eventlet.websocket, "RFC6455WebSocket", None)
+    if frame_class is not None and hasattr(frame_class, "_apply_mask"):
+        frame_class._apply_mask = staticmethod(_unmask)
+
+
+_install_fast_unmask()
+
+
+# -- serving -----------------------------------------------------------------
+
+
+def _settings(settings: Settings | None) -> Settings:
+    if settings is None:
+        from .settings import Settings
+
+        return Settings()
+    return settings
+
+
+def listen_socket(host: str, port: int, settings: Settings | None = None) -> socket.socket:
+    """A listening socket with the ``LISTEN_BACKLOG`` setting (the kernel caps
+    it at ``net.core.somaxconn``)."""
+    backlog = _settings(settings).LISTEN_BACKLOG
     # eventlet defaults to SO_REUSEPORT, which would let a second server
     # silently share a port that is already in use.
-    return eventlet.listen((host, port), reuse_port=False)
+    return eventlet.listen((host, port), reuse_port=False, backlog=backlog)
+
+
+def raise_open_file_limit(needed: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to ``needed`` if it is lower
+    (and the hard limit too, where the system lets us). Returns the soft limit
+    in force afterwards, which may still be below ``needed``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinity = resource.RLIM_INFINITY
+    if soft == infinity or soft >= needed:
+        return needed if soft == infinity else soft
+    if hard != infinity and hard < needed:
+        try:  # only a privileged process (or a container's root) may
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            return needed
+        except (ValueError, OSError):
+            pass
+    target = needed if hard == infinity else min(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft
+    return target
+
+
+def connection_limit(settings: Settings | None = None) -> int:
+    """Raise the open-file limit for ``MAX_CONNECTIONS`` and return how many
+    connections the server will hold: ``MAX_CONNECTIONS``, or fewer with a
+    one-line warning when the system refuses the limit they need."""
+    wanted = _settings(settings).MAX_CONNECTIONS
+    needed = wanted + RESERVED_FILES
+    limit = raise_open_file_limit(needed)
+    if limit >= needed:
+        return wanted
+    # Accepting past the limit fails with EMFILE, which stops eventlet's
+    # accept loop for good; holding fewer connections keeps the server up.
+    held = max(limit - RESERVED_FILES, limit // 2)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    log.warning(
+        "backboneio: the open-file limit is %s (hard limit %s), below the %s that "
+        "MAX_CONNECTIONS = %s needs; holding at most %s connections. Raise the limit "
+        "(ulimit -n, systemd LimitNOFILE=) or lower MAX_CONNECTIONS.",
+        limit,
+        "unlimited" if hard == resource.RLIM_INFINITY else hard,
+        needed,
+        wanted,
+        held,
+    )
+    return held
+
+
+def without_compression(app: Callable[..., Any]) -> Callable[..., Any]:
+    """A WSGI app that hides a client's permessage-deflate offer from ``app``.
+
+    eventlet's WebSocket negotiates compression whenever the client offers
+    it, and every browser does: that costs about 90 KiB of zlib state per
+    connection and most of the CPU under fan-out, for JSON messages that are
+    mostly small. Without the offer the handshake answers no extension."""
+
+    def app_without_compression(environ: dict[str, Any], start_response: Any) -> Any:
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return app(environ, start_response)
+
+    return app_without_compression
+
+
+class _HeaderTimeout(Exception):
+    pass
+
+
+class _Protocol(eventlet.wsgi.HttpProtocol):
+    """eventlet's HTTP protocol with TCP_NODELAY and a deadline for headers."""
+
+    header_timeout: float | None = None
+    nodelay: bool = True
+
+    def setup(self) -> None:
+        if self.nodelay:
+            # Small Socket.IO packets would otherwise wait for the peer's
+            # delayed ACK (tens of milliseconds per round trip).
+            with contextlib.suppress(OSError):  # not TCP (a Unix socket), or gone
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
+
+    def handle_one_request(self) -> None:
+        # One deadline for the whole request line and headers, from the
+        # moment the server waits for them (a new connection, or a kept-alive
+        # one between requests): a per-read timeout would let a client that
+        # sends a byte every few seconds hold its slot forever.
+        self._header_deadline = eventlet.timeout.Timeout(self.header_timeout, _HeaderTimeout)
+        self._got_request_line = False
+        try:
+            super().handle_one_request()
+        except _HeaderTimeout:
+            if self._got_request_line:
+                try:
+                    self.wfile.write(
+                        b"HTTP/1.1 408 Request Timeout\r\n"
+                        b"Connection: close\r\nContent-Length: 0\r\n\r\n"
+                    )
+                    self.wfile.flush()
+                except OSError:
+                    pass
+            self.close_connection = True
+        finally:
+            self._header_deadline.cancel()
+
+    def _read_request_line(self) -> Any:
+        line = super()._read_request_line()
+        self._got_request_line = bool(line)
+        return line
+
+    def parse_request(self) -> bool:
+        try:
+            return super().parse_request()
+        finally:
+            # The headers are in: the app's own time is not limited here.
+            self._header_deadline.cancel()
 
 
 def serve(
@@ -90,15 +278,36 @@ def serve(
     *,
     sock: socket.socket | None = None,
     on_ready: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    """Serve a WSGI app (with Socket.IO inside) until interrupted."""
-    sock = sock or listen_socket(host, port)
+    """Serve a WSGI app (with Socket.IO inside) until interrupted, with the
+    production settings of ``settings`` (their defaults when None)."""
+    settings = _settings(settings)
+    sock = sock or listen_socket(host, port, settings)
+    max_connections = connection_limit(settings)
+    if not settings.WEBSOCKET_COMPRESSION:
+        app = without_compression(app)
+    protocol = type(
+        "Protocol",
+        (_Protocol,),
+        {"header_timeout": settings.HEADER_TIMEOUT, "nodelay": settings.TCP_NODELAY},
+    )
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{bound_host}:{bound_port}"
     if on_ready is not None:
         on_ready(url)
     try:
-        eventlet.wsgi.server(sock, app, log_output=False, debug=False)
+        eventlet.wsgi.server(
+            sock,
+            app,
+            max_size=max_connections,
+            protocol=protocol,
+            # Per socket operation: a request body or a response the client
+            # stops reading. Engine.IO sets its own on WebSockets.
+            socket_timeout=settings.IDLE_TIMEOUT,
+            log_output=False,
+            debug=False,
+        )
     except KeyboardInterrupt:
         pass
     finally:

@@ -42,6 +42,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("PORT", 3000, "Port `backboneio serve` binds to."),
     Setting("MAX_MESSAGE_SIZE", 1_000_000, "Largest message, in JSON characters."),
     Setting("SYNC_TIMEOUT", 30.0, "Seconds a backend may take before the client gets a Timeout."),
+    Setting("MAX_CONNECTIONS", 20_000, "Connections one server process holds at once."),
+    Setting("LISTEN_BACKLOG", 4096, "Connections the kernel queues before the server accepts them."),
+    Setting("WEBSOCKET_COMPRESSION", False, "Negotiate permessage-deflate when a client offers it."),
+    Setting("TCP_NODELAY", True, "Send small packets at once instead of waiting (Nagle off)."),
+    Setting("HEADER_TIMEOUT", 10.0, "Seconds a client has to send a request's line and headers."),
+    Setting("IDLE_TIMEOUT", 60.0, "Seconds a request body or response may stall before closing."),
 )
 
 # Keys of a BACKENDS entry the core itself reads; stores declare their own.
