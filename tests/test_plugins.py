@@ -187,7 +187,7 @@ def test_every_hook_has_a_test_here():
 
 
 def test_expires_at_beyond_any_real_deadline_sets_no_timer():
-    from backboneio.server import expires_at
+    from backboneio.hub import expires_at
 
     class Identity:
         def __init__(self, when):

@@ -23,7 +23,7 @@ def test_only_runner_imports_eventlet():
 
 def test_importing_backboneio_raises_no_warning_even_with_warnings_as_errors():
     result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", "import backboneio, backboneio.server"],
+        [sys.executable, "-W", "error", "-c", "import backboneio, backboneio.socketio_adapter"],
         capture_output=True,
         text=True,
     )

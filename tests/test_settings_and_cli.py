@@ -283,14 +283,14 @@ def test_listen_checks_settings_and_fills_in_plugin_defaults():
 
 
 def test_same_origin_behind_a_tls_proxy_is_allowed_and_others_are_not():
-    from backboneio.server import _origin_checker
+    from backboneio.socketio_adapter import origin_checker as _origin_checker
 
     environ = {
         "wsgi.url_scheme": "http",
         "HTTP_HOST": "app.example",
         "HTTP_X_FORWARDED_PROTO": "https",
     }
-    allowed = _origin_checker(Settings())
+    allowed = _origin_checker(Settings().cors_origins)
     assert allowed("https://app.example", environ)
     assert allowed("http://app.example", environ)
     assert not allowed("https://evil.example", environ)

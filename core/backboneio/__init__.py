@@ -11,7 +11,9 @@ backboneio.run(server, port=3000)
 from __future__ import annotations
 
 from . import stores
+from .app import build_hub, listen, run
 from .backend import Backend, Request, Response, create_backend
+from .changelog import ChangeLog, Entry, Position
 from .errors import (
     BadRequest,
     ConfigurationError,
@@ -26,19 +28,25 @@ from .errors import (
     Unavailable,
 )
 from .hookspecs import hookimpl
-from .server import Server, listen, run
+from .hub import Emitter, Hub
+from .socketio_adapter import Server
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Backend",
     "BadRequest",
+    "ChangeLog",
     "ConfigurationError",
     "Conflict",
     "ConnectionRefused",
+    "Emitter",
+    "Entry",
     "Forbidden",
+    "Hub",
     "NotFound",
     "PayloadTooLarge",
+    "Position",
     "Request",
     "Response",
     "Server",
@@ -46,6 +54,7 @@ __all__ = [
     "SyncTimeout",
     "Unauthorized",
     "Unavailable",
+    "build_hub",
     "create_backend",
     "hookimpl",
     "listen",

@@ -1,20 +1,31 @@
-"""Builds a running configuration from settings: plugins, stores, backends, server."""
+"""The one builder: settings and Python-made backends become a hub, then a server.
+
+``backboneio serve``, :func:`listen` and :class:`backboneio.Emitter` all go
+through :func:`build_hub`, so a backend defined in settings is served the
+same way beside a Flask app as on its own.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
 
+from . import runner
+from .assets import WSGIApp
 from .backend import Backend, Middleware
-from .default_plugins.login_required import required_actions
 from .errors import ConfigurationError
+from .hub import Hub
 from .plugins import load_plugins
-from .server import Server, listen
 from .settings import BACKEND_KEYS, Settings, unknown_keys
+from .socketio_adapter import Server, serve_hub
 from .stores import StoreConfig, StoreType
+
+log = logging.getLogger("backboneio")
+DEFAULT_VERSION_ATTRIBUTE = "_version"
 
 DEFAULT_STORE = "memory"
 
@@ -63,6 +74,7 @@ def build_backend(
     settings: Settings,
     pm: pluggy.PluginManager,
     stores: dict[str, StoreType],
+    hub: Hub,
 ) -> Backend:
     store_name = config.get("store", DEFAULT_STORE)
     store_type = stores.get(store_name)
@@ -78,6 +90,8 @@ def build_backend(
             f"reads {', '.join(sorted(store_type.options)) or 'no keys'}, the core reads "
             f"{', '.join(sorted(BACKEND_KEYS))}"
         )
+    from .default_plugins.login_required import required_actions  # it imports backboneio
+
     required_actions(config.get("login_required"), name)
     id_attribute = config.get("id_attribute", "id")
     if not isinstance(id_attribute, str) or not id_attribute:
@@ -86,15 +100,18 @@ def build_backend(
     if isinstance(middleware_paths, str):
         middleware_paths = [middleware_paths]
 
+    version_attribute = _version_attribute(name, config)
     backend = Backend(name, id_attribute=id_attribute)
-    pm.hook.prepare_backend(name=name, backend=backend, config=config, settings=settings)
+    pm.hook.prepare_backend(name=name, backend=backend, config=config, settings=settings, hub=hub)
     for path in middleware_paths:
         mw = import_dotted(path, what=f"BACKENDS[{name!r}]['middleware']")
         if not callable(mw):
             raise ConfigurationError(f"BACKENDS[{name!r}]['middleware']: {path!r} is not callable")
         backend.use(mw)
     options = {**store_type.options, **{k: v for k, v in config.items() if k in store_type.options}}
-    store_config = StoreConfig(name, id_attribute, options, settings)
+    store_config = StoreConfig(
+        name, id_attribute, options, settings, version_attribute=version_attribute
+    )
     try:
         store = store_type.factory(store_config)
     except ConfigurationError:
@@ -107,6 +124,76 @@ def build_backend(
     return backend
 
 
+def _version_attribute(name: str, config: dict[str, Any]) -> str | None:
+    versioned = config.get("versioned", False)
+    if not isinstance(versioned, bool):
+        raise ConfigurationError(f"BACKENDS[{name!r}]['versioned'] must be True or False")
+    attribute = config.get("version_attribute", DEFAULT_VERSION_ATTRIBUTE)
+    if not isinstance(attribute, str) or not attribute:
+        raise ConfigurationError(
+            f"BACKENDS[{name!r}]['version_attribute'] must be a non-empty string"
+        )
+    if "version_attribute" in config and not versioned:
+        raise ConfigurationError(
+            f"BACKENDS[{name!r}] sets version_attribute without versioned: True"
+        )
+    return attribute if versioned else None
+
+
+def as_backend(name: str, backend: Any) -> Backend:
+    if isinstance(backend, Backend):
+        return backend
+    if callable(backend):  # a lone middleware, such as a store
+        return Backend(name).use(backend)
+    raise TypeError(f"Backend {name!r} must be a Backend or a middleware, got {backend!r}")
+
+
+def build_hub(
+    settings: Settings,
+    backends: Mapping[str, Any] | None = None,
+    *,
+    plugins: pluggy.PluginManager | None = None,
+    extra_plugins: tuple[Any, ...] = (),
+) -> Hub:
+    """The running configuration: plugins, the backends of ``settings.BACKENDS``
+    and ``backends`` (built in Python), the change log."""
+    pm = plugins if plugins is not None else load_plugins(settings, extra=extra_plugins)
+    hub = Hub(settings, pm)
+    stores = store_types(pm)
+    for name, config in settings.BACKENDS.items():
+        hub.add_backend(name, build_backend(name, config, settings, pm, stores, hub), config)
+    for name, given in (backends or {}).items():
+        backend = as_backend(name, given)
+        # prepare_backend's middleware runs first, as for backends from settings.
+        prefix = Backend(name, id_attribute=backend.id_attribute)
+        pm.hook.prepare_backend(name=name, backend=prefix, config={}, settings=settings, hub=hub)
+        backend.layers[:0] = prefix.layers
+        hub.add_backend(name, backend)
+    hub.prepare()
+    return hub
+
+
+def listen(
+    app: WSGIApp | None,
+    backends: Mapping[str, Any] | None = None,
+    event: str = "backend",
+    *,
+    settings: Settings | None = None,
+    plugins: pluggy.PluginManager | None = None,
+    **socketio_options: Any,
+) -> Server:
+    """Serve ``backends``, and those of ``settings.BACKENDS``, over Socket.IO in
+    front of the WSGI ``app`` (or alone).
+
+    Returns the :class:`Server` (a ``socketio.Server``) for further
+    customisation; serve ``server.app`` (or call :func:`backboneio.run`).
+    """
+    if settings is None:
+        settings = Settings({"EVENT": event})
+    hub = build_hub(settings, backends, plugins=plugins)
+    return serve_hub(hub, app, **socketio_options)
+
+
 def build_server(
     settings: Settings,
     app: Callable[..., Any] | None = None,
@@ -114,10 +201,15 @@ def build_server(
     extra_plugins: tuple[Any, ...] = (),
 ) -> Server:
     """The server ``backboneio serve`` runs: plugins, backends and Socket.IO from settings."""
-    pm = load_plugins(settings, extra=extra_plugins)
-    stores = store_types(pm)
-    backends = {
-        name: build_backend(name, config, settings, pm, stores)
-        for name, config in settings.BACKENDS.items()
-    }
-    return listen(app, backends, settings=settings, plugins=pm)
+    return listen(app, settings=settings, plugins=load_plugins(settings, extra=extra_plugins))
+
+
+def run(server: Server, host: str = "127.0.0.1", port: int = 3000) -> None:
+    """Serve ``server.app`` under eventlet until interrupted."""
+    runner.serve(
+        server.app,
+        host,
+        port,
+        settings=server.settings,
+        on_ready=lambda url: log.warning("backboneio on %s", url),
+    )

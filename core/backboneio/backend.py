@@ -73,22 +73,38 @@ class Response:
         self.finished = False
         self.result: Any = None
         self.exception: BaseException | None = None
-        self._signal = runner.Signal()
+        self._signal: runner.Signal | None = None
+        self._late: Callable[[Any], None] | None = None
 
     def end(self, result: Any = None) -> None:
         if self.finished:
+            if self._late is not None:  # the client was already told Timeout
+                late, self._late = self._late, None
+                late(result)
             return
         self.finished, self.result = True, result
-        self._signal.send()
+        if self._signal is not None:
+            self._signal.send()
 
     def error(self, error: Any) -> None:
         if self.finished:
+            self._late = None
             return
         self.finished, self.exception = True, as_exception(error)
-        self._signal.send()
+        if self._signal is not None:
+            self._signal.send()
 
     def wait(self, timeout: float | None) -> bool:
-        return self.finished or self._signal.wait(timeout)
+        if self.finished:
+            return True
+        if self._signal is None:
+            self._signal = runner.Signal()
+        return self._signal.wait(timeout)
+
+    def expire(self, exc: BaseException, late: Callable[[Any], None] | None = None) -> None:
+        """Answer ``exc`` now; a result that arrives afterwards goes to ``late``."""
+        if not self.finished:
+            self.finished, self.exception, self._late = True, exc, late
 
 
 def _handles_errors(fn: Middleware) -> bool:
@@ -110,6 +126,10 @@ class Layer:
     fn: Middleware
     methods: frozenset[str] | None  # None: every method
     handles_errors: bool
+    # A middleware marked ``fn.synchronous = True`` promises to answer or hand
+    # over before it returns (the memory store does): a stack of such layers
+    # runs in the caller's green thread, with no timeout to watch.
+    synchronous: bool = False
 
     def applies_to(self, method: str) -> bool:
         return self.methods is None or method in self.methods
@@ -122,6 +142,8 @@ class Backend:
         self.name = name
         self.id_attribute = id_attribute
         self.layers: list[Layer] = []
+        self._layers_by_method: dict[str, list[Layer]] = {}
+        self._layer_count = 0
         self._notifiers: list[Notifier] = []
 
     def __repr__(self) -> str:
@@ -142,7 +164,8 @@ class Backend:
             if not callable(fn):
                 raise TypeError(f"middleware must be callable, got {fn!r}")
             scope = frozenset(methods) if methods else None
-            self.layers.append(Layer(fn, scope, _handles_errors(fn)))
+            synchronous = getattr(fn, "synchronous", False) is True
+            self.layers.append(Layer(fn, scope, _handles_errors(fn), synchronous))
         return self
 
     def create(self, *fns: Middleware) -> Backend:
@@ -162,26 +185,53 @@ class Backend:
 
     # -- running a request --------------------------------------------------
 
-    def handle(self, req: Request, timeout: float | None = None) -> Any:
+    def handle(
+        self,
+        req: Request,
+        timeout: float | None = None,
+        *,
+        late: Callable[[Any], None] | None = None,
+    ) -> Any:
         """Run ``req`` down the stack and return the result or raise the error.
 
-        A middleware may answer later from another green thread; if nothing
-        answers within ``timeout`` seconds the request fails with a Timeout.
+        A middleware may answer later from another green thread, or block on
+        a cooperative driver; if nothing answers within ``timeout`` seconds
+        the request fails with a Timeout, and a result that still arrives
+        afterwards is handed to ``late`` (the hub notifies it: it was written).
         """
         if not req.backend:
             req.backend = self.name
         res = Response()
-        self.dispatch(req, res)
-        if not res.wait(timeout):
-            res.error(SyncTimeout(f"Backend {self.name!r} did not answer within {timeout}s"))
+        layers = self.layers_for(req.method)
+        if timeout is None or all(layer.synchronous for layer in layers):
+            self._step(layers, 0, None, req, res)
+            res.wait(timeout)
+        else:
+            # In a green thread of its own, so a store stuck on a lock cannot
+            # hold the answer past the timeout.
+            runner.spawn(self._step, layers, 0, None, req, res)
+            if not res.wait(timeout):
+                res.expire(
+                    SyncTimeout(f"Backend {self.name!r} did not answer within {timeout}s"), late
+                )
+        if not res.finished:
+            res.expire(SyncTimeout(f"Backend {self.name!r} did not answer within {timeout}s"))
         if res.exception is not None:
             raise res.exception
         return res.result
 
+    def layers_for(self, method: str) -> list[Layer]:
+        cache = self._layers_by_method
+        if cache.get(method) is None or self._layer_count != len(self.layers):
+            if self._layer_count != len(self.layers):
+                cache.clear()
+                self._layer_count = len(self.layers)
+            cache[method] = [layer for layer in self.layers if layer.applies_to(method)]
+        return cache[method]
+
     def dispatch(self, req: Request, res: Response) -> None:
         """Start ``req`` down the stack; the answer arrives on ``res``."""
-        layers = [layer for layer in self.layers if layer.applies_to(req.method)]
-        self._step(layers, 0, None, req, res)
+        self._step(self.layers_for(req.method), 0, None, req, res)
 
     def _step(
         self,

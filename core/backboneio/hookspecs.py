@@ -4,6 +4,10 @@ Implement them in a plugin module or class decorated with
 ``@backboneio.hookimpl`` and expose it under the ``backboneio`` entry point
 group. Hooks are called with keyword arguments, so an implementation may take
 only the arguments it needs. docs/plugin_hooks.md has a section for each.
+
+Hooks of the running server also receive ``hub``, the :class:`backboneio.Hub`
+being served: its settings, backends, change log and a ``state`` dict where a
+plugin keeps what it built for this server (instead of a module global).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ if TYPE_CHECKING:
     import socketio
 
     from .backend import Backend, Request
+    from .changelog import ChangeLog
+    from .hub import Hub
     from .settings import Settings
 
 hookspec = pluggy.HookspecMarker("backboneio")
@@ -48,7 +54,7 @@ def register_stores(register: Callable[..., None]) -> None:
 
 @hookspec
 def prepare_backend(
-    name: str, backend: Backend, config: dict[str, Any], settings: Settings
+    name: str, backend: Backend, config: dict[str, Any], settings: Settings, hub: Hub
 ) -> None:
     """Add middleware to a backend built from settings, before its own middleware and store.
 
@@ -58,16 +64,19 @@ def prepare_backend(
 
 
 @hookspec(firstresult=True)
-def event_name(backend: str, settings: Settings) -> str | None:
+def event_name(backend: str, settings: Settings, hub: Hub) -> str | None:
     """Choose the event prefix clients of ``backend`` trigger (``backend:create``...).
 
-    Called when a client listens. The first non-None answer wins; the core's
-    default answers the backend's ``event`` key, else the ``EVENT`` setting.
+    Called once per backend when the server is built; ``listen`` answers
+    with it. The first non-None answer wins; the core's default answers the
+    backend's ``event`` key, else the ``EVENT`` setting.
     """
 
 
 @hookspec(firstresult=True)
-def authenticate(environ: dict[str, Any], auth: Any, backend: str, settings: Settings) -> Any:
+def authenticate(
+    environ: dict[str, Any], auth: Any, backend: str, settings: Settings, hub: Hub
+) -> Any:
     """Say who is connecting to a backend's namespace.
 
     Called on every connection. ``environ`` is the WSGI environ of the
@@ -89,6 +98,7 @@ def authorize(
     channel: str | None,
     req: Request | None,
     settings: Settings,
+    hub: Hub,
 ) -> bool | None:
     """Allow or deny a ``listen`` or a ``sync`` before it runs.
 
@@ -102,18 +112,19 @@ def authorize(
 
 @hookspec
 def authorize_broadcast(
-    identity: Any, method: str, model: Any, backend: str, channel: str | None
+    identity: Any, method: str, model: Any, backend: str, channel: str | None, hub: Hub
 ) -> bool | None:
     """Decide whether one recipient hears a ``synced`` notification.
 
-    Called per recipient, with the recipient's ``identity``, for every
-    broadcast of a backend, but only when some plugin implements it (else
-    broadcasts go out in one message). Return False to skip this recipient.
+    Called per recipient, with the recipient's ``identity``, for every entry
+    of the change log delivered live and for every entry replayed on resume,
+    but only when some plugin implements it (else a notification goes out in
+    one message). Return False to skip this recipient.
     """
 
 
 @hookspec(firstresult=True)
-def client_manager(settings: Settings) -> Any:
+def client_manager(settings: Settings, hub: Hub) -> Any:
     """Provide the ``socketio`` client manager, e.g. to fan out across processes.
 
     Called once when the server is built. Return a manager such as
@@ -122,7 +133,7 @@ def client_manager(settings: Settings) -> Any:
 
 
 @hookspec
-def configure_server(sio: socketio.Server, settings: Settings) -> None:
+def configure_server(sio: socketio.Server, settings: Settings, hub: Hub) -> None:
     """Customise the ``socketio.Server`` after backboneio has set it up.
 
     Called once per server, after the backend namespaces are registered.
@@ -131,11 +142,23 @@ def configure_server(sio: socketio.Server, settings: Settings) -> None:
 
 @hookspec
 def after_write(
-    backend: str, method: str, result: Any, req: Request | None, settings: Settings
+    backend: str, method: str, result: Any, req: Request | None, settings: Settings, hub: Hub
 ) -> None:
     """Be told about a successful write (create, update, patch or delete).
 
-    Called after the client's answer is decided and before other clients are
-    notified. ``req`` is None for writes announced with ``backend.emit()``.
+    Called after the client's answer is decided and before the write enters
+    the change log (so before anyone is notified). ``req`` is None for
+    writes announced with ``backend.emit()`` or an :class:`backboneio.Emitter`.
     Exceptions are logged, never sent to the client.
+    """
+
+
+@hookspec(firstresult=True)
+def change_log(settings: Settings, hub: Hub) -> ChangeLog | None:
+    """Provide the change log every write is recorded in and notified from.
+
+    Called once when the hub is built. Return a
+    :class:`backboneio.changelog.ChangeLog` (the Redis plugin returns one on
+    Redis Streams that every server process shares), or None to keep the
+    core's in-memory log, whose history ends with the process.
     """

@@ -1,7 +1,10 @@
-"""The JSON codec python-socketio uses for our packets.
+"""The JSON codec python-socketio uses for our packets: orjson, with a careful fallback.
 
 Stores hand back what their database gives them; dates, decimals and UUIDs
 are written the way a browser can read them instead of failing the answer.
+Decoding refuses what a browser could not have sent as JSON and what would
+hurt the server: NaN and Infinity, lone UTF-16 surrogates, and nesting past
+orjson's 1,024 levels (the stdlib decoder would recurse into a RecursionError).
 """
 
 from __future__ import annotations
@@ -14,10 +17,19 @@ import math
 import uuid
 from typing import Any
 
+import orjson
+
 from .errors import BadRequest
 
 log = logging.getLogger("backboneio")
-loads = json.loads
+JSONDecodeError = orjson.JSONDecodeError
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def loads(text: str | bytes, **kwargs: Any) -> Any:
+    """Decode JSON; raises :data:`JSONDecodeError` (a ``ValueError``) on anything else."""
+    return orjson.loads(text)
+
 
 MAX_DEPTH = 64
 
@@ -66,6 +78,20 @@ def check_value(value: Any, where: str, depth: int = 0) -> None:
 
 
 def dumps(value: Any, **kwargs: Any) -> str:
-    kwargs.setdefault("default", _default)
-    kwargs.setdefault("separators", (",", ":"))
-    return json.dumps(value, **kwargs)
+    """Compact JSON text. (python-socketio passes ``separators``; orjson is always compact.)"""
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
+    except TypeError:
+        # Integers beyond 64 bits, subclasses orjson will not take: the
+        # stdlib writes what it can, NaN included as null like orjson.
+        return json.dumps(_finite(value), default=_default, separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value

@@ -38,8 +38,8 @@ class RecipientFilter(socketio.Manager):
     ) -> Any:
         room = to or room
         check = self.recipient_checks.get(namespace) if event == "synced" else None
-        if check is not None and isinstance(data, (tuple, list)) and len(data) == 2:
-            method, model = data
+        if check is not None and isinstance(data, (tuple, list)) and len(data) >= 2:
+            method, model = data[0], data[1]
             skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
             skipped = skipped + [
                 sid

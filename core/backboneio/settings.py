@@ -41,6 +41,16 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "127.0.0.1", "Interface `backboneio serve` binds to."),
     Setting("PORT", 3000, "Port `backboneio serve` binds to."),
     Setting("MAX_MESSAGE_SIZE", 1_000_000, "Largest message, in JSON characters."),
+    Setting(
+        "CHANGE_LOG_MAX_AGE",
+        300.0,
+        "Seconds a write stays in the change log for clients resuming after a disconnect.",
+    ),
+    Setting(
+        "CHANGE_LOG_MAX_ENTRIES",
+        1000,
+        "Newest writes each stream keeps for resuming clients (0 keeps none).",
+    ),
     Setting("SYNC_TIMEOUT", 30.0, "Seconds a backend may take before the client gets a Timeout."),
     Setting("MAX_CONNECTIONS", 20_000, "Connections one server process holds at once."),
     Setting("LISTEN_BACKLOG", 4096, "Connections the kernel queues before the server accepts them."),
@@ -52,7 +62,17 @@ CORE_SETTINGS: tuple[Setting, ...] = (
 
 # Keys of a BACKENDS entry the core itself reads; stores declare their own.
 BACKEND_KEYS: frozenset[str] = frozenset(
-    {"store", "id_attribute", "middleware", "event", "login_required"}
+    {
+        "store",
+        "id_attribute",
+        "middleware",
+        "event",
+        "login_required",
+        "change_log_max_age",
+        "change_log_max_entries",
+        "versioned",
+        "version_attribute",
+    }
 )
 
 

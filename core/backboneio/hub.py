@@ -1,0 +1,593 @@
+"""The hub: the running server, and the one request pipeline every client goes through.
+
+A socket's life on a backend, in order: :meth:`Hub.connect` (authenticate),
+:meth:`Hub.listen` (authorize, pick a channel, replay what it missed),
+:meth:`Hub.sync` (authorize, run the backend's middleware and store, record
+the write), :meth:`Hub.disconnect`. Every write, whether a client's sync, a
+``backend.emit()`` or an :class:`backboneio.Emitter` in another program,
+enters the change log through :meth:`Hub.record`, and every notification
+leaves from :meth:`Hub.deliver`, which the log calls once per entry.
+
+The hub knows nothing about Socket.IO: it talks to clients through a
+:class:`Transport`, which the Socket.IO adapter provides.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pluggy
+
+from . import protocol, runner
+from .backend import WRITE_METHODS, Backend, Request
+from .changelog import ChangeLog, Entry, MemoryChangeLog, Position, Retention, StreamKey
+from .errors import BadRequest, ConfigurationError, ConnectionRefused, Forbidden, Unavailable
+from .settings import Settings
+
+log = logging.getLogger("backboneio")
+
+FAR_FUTURE = 1e11  # seconds since the epoch: the year 5138
+LOGIN_REQUIRED_PLUGIN = "backboneio.default_plugins.login_required"
+APPEND_RETRY_SECONDS = 0.25
+
+
+def expires_at(identity: Any) -> float | None:
+    """When an identity stops being valid (seconds since the epoch), if it says.
+
+    An ``authenticate`` hook may return an identity with an ``expires_at``
+    attribute (a signed token's ``exp``); the socket is disconnected then, so
+    an expired credential neither writes nor hears notifications.
+    """
+    value = getattr(identity, "expires_at", None)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    # Beyond any real deadline (and beyond what float() or a timer accepts).
+    return float(value) if value < FAR_FUTURE else None
+
+
+class Transport(Protocol):
+    """How the hub reaches sockets; the Socket.IO adapter implements it."""
+
+    def send(
+        self,
+        backend: str,
+        data: tuple[Any, ...],
+        *,
+        to: list[str] | None = None,
+        channel: str | None = None,
+        skip: str | None = None,
+        local: bool = True,
+    ) -> None:
+        """Emit ``synced(*data)`` to the sids ``to``, or else to every socket of
+        ``channel`` (None: of the backend) but ``skip``. ``local`` False lets a
+        pub/sub client manager carry it to the other processes too."""
+
+    def join(self, backend: str, sid: str, channel: str | None, old: str | None) -> None:
+        """Move ``sid`` from channel ``old`` to ``channel``."""
+
+    def disconnect(self, backend: str, sid: str) -> None:
+        """Close the socket's connection to the backend."""
+
+
+class NoTransport:
+    """An :class:`Emitter`'s hub serves nobody."""
+
+    def send(self, backend: str, data: tuple[Any, ...], **kwargs: Any) -> None:
+        pass
+
+    def join(self, backend: str, sid: str, channel: str | None, old: str | None) -> None:
+        pass
+
+    def disconnect(self, backend: str, sid: str) -> None:
+        pass
+
+
+@dataclass
+class Client:
+    """What the hub remembers about one socket on one backend."""
+
+    sid: str
+    backend: str
+    identity: Any = None
+    environ: dict[str, Any] = field(default_factory=dict)
+    channel: str | None = None
+    session: dict[str, Any] = field(default_factory=dict)
+    deadline: float | None = None
+    expiry: Any = None  # the timer that disconnects it when its identity expires
+    # While a listen replays history, live entries of its streams wait here.
+    replaying: dict[StreamKey, list[Entry]] | None = None
+    # Entries at or below these were replayed; a shared log may still bring
+    # them live, a little later.
+    replayed: dict[StreamKey, Position] = field(default_factory=dict)
+
+    @property
+    def careful(self) -> bool:
+        return self.replaying is not None or bool(self.replayed)
+
+
+@dataclass
+class BackendState:
+    """One served backend: its stack, its clients and what was resolved once for it."""
+
+    name: str
+    backend: Backend
+    config: dict[str, Any]
+    event: str = "backend"
+    retention: Retention = field(default_factory=Retention)
+    authorize: bool = True  # whether any authorize hook can answer for it
+    clients: dict[str, Client] = field(default_factory=dict)
+    channels: dict[str, dict[str, Client]] = field(default_factory=dict)
+    careful: set[str] = field(default_factory=set)  # sids replaying or just replayed
+
+
+class Hub:
+    """The running server: settings, plugins, backends, the change log and the clients."""
+
+    def __init__(self, settings: Settings, plugins: pluggy.PluginManager) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.hook = plugins.hook
+        self.state: dict[str, Any] = {}  # plugins keep what they built for this server here
+        self.backends: dict[str, Backend] = {}
+        self.served: dict[str, BackendState] = {}
+        self.log: ChangeLog = MemoryChangeLog()
+        self.log_shared = False
+        self.transport: Transport = NoTransport()
+        self.heads: dict[StreamKey, Position] = {}
+        self.filtering = False
+        self.manager_fans_out = False
+        self.started = False
+        self._pending: deque[tuple[Any, ...]] = deque()  # writes the log could not take yet
+        self._retrying = False
+
+    def __repr__(self) -> str:
+        return f"<Hub serving {', '.join(self.backends) or 'no backends'}>"
+
+    # -- building -----------------------------------------------------------
+
+    def add_backend(
+        self, name: str, backend: Backend, config: dict[str, Any] | None = None
+    ) -> None:
+        if name in self.backends:
+            raise ConfigurationError(f"Backend {name!r} is defined twice")
+        if not backend.name:
+            backend.name = name
+        self.backends[name] = backend
+        self.served[name] = BackendState(name, backend, dict(config or {}))
+        backend.add_notifier(functools.partial(self.emitted, name))
+
+    def prepare(self) -> None:
+        """Resolve, once, what every request would otherwise ask the plugins again."""
+        settings = self.settings
+        for name, state in self.served.items():
+            state.event = (
+                self.hook.event_name(backend=name, settings=settings, hub=self) or settings.EVENT
+            )
+            state.retention = Retention(
+                max_age=float(state.config.get("change_log_max_age", settings.CHANGE_LOG_MAX_AGE)),
+                max_entries=int(
+                    state.config.get("change_log_max_entries", settings.CHANGE_LOG_MAX_ENTRIES)
+                ),
+            )
+        change_log = self.hook.change_log(settings=settings, hub=self)
+        if change_log is not None:
+            self.log = change_log
+        else:
+            self.log = MemoryChangeLog(
+                Retention(float(settings.CHANGE_LOG_MAX_AGE), int(settings.CHANGE_LOG_MAX_ENTRIES))
+            )
+        self.log_shared = bool(getattr(self.log, "shared", False))
+
+    def start(self, transport: Transport) -> None:
+        """Begin serving: called by the adapter once the server is set up."""
+        self.transport = transport
+        # Plugins may register more plugins in configure_server, so the hooks
+        # are looked at only now.
+        self.filtering = bool(self.hook.authorize_broadcast.get_hookimpls())
+        # Each process delivers a shared log's entries itself; without one, a
+        # pub/sub client manager carries notifications between processes.
+        self.manager_fans_out = bool(getattr(transport, "pubsub", False)) and not self.log_shared
+        impls = self.hook.authorize.get_hookimpls()
+        others = any(impl.plugin_name != LOGIN_REQUIRED_PLUGIN for impl in impls)
+        for state in self.served.values():
+            # The default login_required plugin answers only for backends
+            # that set it; skipping the call saves a pluggy round per sync.
+            state.authorize = others or bool(state.config.get("login_required"))
+        self.log.start(self.deliver)
+        self.started = True
+
+    def close(self) -> None:
+        self.log.close()
+
+    def memo(self, key: str, build: Callable[[], Any], *, fresh: bool = False) -> Any:
+        """A value a plugin builds once for this server and keeps in :attr:`state`."""
+        if fresh or key not in self.state:
+            self.state[key] = build()
+        return self.state[key]
+
+    # -- connection ---------------------------------------------------------
+
+    def connect(self, backend: str, sid: str, environ: dict[str, Any], auth: Any) -> Client:
+        """Authenticate a new socket; raises :class:`ConnectionRefused` to refuse it."""
+        state = self.served[backend]
+        try:
+            identity = self.hook.authenticate(
+                environ=environ, auth=auth, backend=backend, settings=self.settings, hub=self
+            )
+        except ConnectionRefused:
+            raise
+        except Exception as exc:
+            log.exception("authenticate hook failed for backend %r", backend)
+            detail = f": {exc}" if self.settings.DEBUG else ""
+            raise ConnectionRefused(f"Authentication failed{detail}") from exc
+        deadline = expires_at(identity)
+        client = Client(sid, backend, identity=identity, environ=environ, deadline=deadline)
+        if deadline is not None:
+            if deadline <= time.time():
+                raise ConnectionRefused("Credentials expired")
+            client.expiry = runner.call_later(deadline - time.time(), self.expire, client)
+        state.clients[sid] = client
+        return client
+
+    def expire(self, client: Client) -> None:
+        state = self.served[client.backend]
+        if state.clients.get(client.sid) is client:
+            log.info("disconnecting %s from %r: its credentials expired", client.sid, state.name)
+            self.transport.disconnect(client.backend, client.sid)
+
+    def disconnect(self, backend: str, sid: str) -> None:
+        state = self.served[backend]
+        client = state.clients.pop(sid, None)
+        if client is None:
+            return
+        if client.channel is not None:
+            self._leave(state, client)
+        state.careful.discard(sid)
+        if client.expiry is not None:
+            client.expiry.cancel()
+
+    def client(self, backend: str, sid: str) -> Client:
+        try:
+            return self.served[backend].clients[sid]
+        except KeyError:  # disconnected while the message was on its way
+            raise BadRequest("Not connected to this backend") from None
+
+    def streams(self, client: Client) -> list[StreamKey]:
+        """What a socket hears: its backend's writes without a channel, and its channel's."""
+        streams: list[StreamKey] = [(client.backend, None)]
+        if client.channel is not None:
+            streams.append((client.backend, client.channel))
+        return streams
+
+    def head(self, stream: StreamKey) -> Position:
+        # What this process has delivered: everything after it still comes live.
+        position = self.heads.get(stream)
+        return position if position is not None else self.log.head(*stream)
+
+    # -- authorization ------------------------------------------------------
+
+    def authorize(
+        self, action: str, client: Client, channel: str | None, req: Request | None
+    ) -> None:
+        state = self.served[client.backend]
+        if not state.authorize:
+            return
+        answers = self.hook.authorize(
+            action=action,
+            identity=client.identity,
+            backend=client.backend,
+            channel=channel,
+            req=req,
+            settings=self.settings,
+            hub=self,
+        )
+        if any(answer is False for answer in answers):
+            raise Forbidden(f"Not allowed to {action} on {client.backend!r}")
+
+    def may_hear(self, client: Client, entry: Entry) -> bool:
+        """The per-recipient rules, for live delivery and replay alike."""
+        if client.deadline is not None and client.deadline <= time.time():
+            return False
+        if not self.filtering:
+            return True
+        try:
+            answers = self.hook.authorize_broadcast(
+                identity=client.identity,
+                method=entry.method,
+                model=entry.model,
+                backend=entry.backend,
+                channel=entry.channel,
+                hub=self,
+            )
+        except Exception:
+            log.exception("authorize_broadcast hook failed; not notifying that client")
+            return False
+        return not any(answer is False for answer in answers)
+
+    def recipient_check(
+        self, backend: str, sid: str, method: str, model: Any, channel: Any
+    ) -> bool:
+        """The per-recipient rules for a notification carried by a pub/sub client
+        manager (a cluster without a shared change log; see recipients.py)."""
+        client = self.served[backend].clients.get(sid)
+        entry = Entry(backend, channel, "", 0, method, model)
+        return client is not None and self.may_hear(client, entry)
+
+    # -- listen -------------------------------------------------------------
+
+    def listen(self, backend: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """``listen(channel[, {since}])``: the answer, an error answer included."""
+        state = self.served[backend]
+        try:
+            client = self.client(backend, sid)
+            request = protocol.parse_listen(args)
+            self.authorize("listen", client, request.channel, None)
+        except Exception as exc:
+            return self.error_answer(exc, backend)
+        if request.channel != client.channel:
+            old = client.channel
+            if old is not None:
+                self._leave(state, client)
+            client.channel = request.channel
+            if request.channel is not None:
+                state.channels.setdefault(request.channel, {})[sid] = client
+            self.transport.join(backend, sid, request.channel, old)
+        streams = self.streams(client)
+        failed = self._replay(state, client, streams, request.since) if request.since else []
+        positions = [self.head(stream) for stream in streams]
+        return protocol.listen_answer(state.event, client.channel, positions, failed)
+
+    def _leave(self, state: BackendState, client: Client) -> None:
+        members = state.channels.get(client.channel or "")
+        if members is not None:
+            members.pop(client.sid, None)
+            if not members:
+                del state.channels[client.channel or ""]
+
+    def _replay(
+        self,
+        state: BackendState,
+        client: Client,
+        streams: list[StreamKey],
+        since: Iterable[Position],
+    ) -> list[Position]:
+        """Send what ``client`` missed of each stream; the positions that could not be."""
+        wanted = {p.channel: p for p in since}
+        failed = [p for p in since if (state.name, p.channel) not in streams]
+        client.replaying = {stream: [] for stream in streams}
+        state.careful.add(client.sid)
+        try:
+            for stream in streams:
+                position = wanted.get(stream[1])
+                if position is None:
+                    continue
+                entries = self.log.since(state.name, stream[1], position.epoch, position.seq)
+                if entries is None:
+                    failed.append(position)
+                    continue
+                for entry in entries:
+                    if self.may_hear(client, entry):
+                        self._send(state.name, entry, [client.sid])
+                last = entries[-1].position if entries else position
+                client.replayed[stream] = last
+        finally:
+            buffered, client.replaying = client.replaying, None
+            for entries in buffered.values():
+                for entry in entries:
+                    if self._fresh_for(client, entry) and self.may_hear(client, entry):
+                        self._send(state.name, entry, [client.sid])
+            if not client.careful:
+                state.careful.discard(client.sid)
+        return failed
+
+    def _fresh_for(self, client: Client, entry: Entry) -> bool:
+        """False for an entry this client already got in its replay."""
+        replayed = client.replayed.get(entry.stream)
+        if replayed is None:
+            return True
+        if replayed.epoch == entry.epoch and entry.seq <= replayed.seq:
+            return False
+        del client.replayed[entry.stream]  # the live path has caught up with the replay
+        if not client.careful:
+            self.served[client.backend].careful.discard(client.sid)
+        return True
+
+    # -- sync ---------------------------------------------------------------
+
+    def sync(self, backend: str, sid: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``sync({method, model, options})``: the ack's arguments."""
+        state = self.served[backend]
+        try:
+            client = self.client(backend, sid)
+            parsed = protocol.parse_sync(args, state.backend.id_attribute)
+            req = Request(
+                method=parsed.method,
+                model=parsed.model,
+                options=parsed.options,
+                backend=backend,
+                channel=client.channel,
+                sid=sid,
+                environ=client.environ,
+                identity=client.identity,
+                session=client.session,
+                id_attribute=state.backend.id_attribute,
+            )
+            self.authorize(req.method, client, client.channel, req)
+            if req.method == "read":
+                positions = [self.head(stream).as_wire() for stream in self.streams(client)]
+                result = state.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT)
+                return None, result, {"positions": positions}
+            if not self.log_available():
+                raise Unavailable("The change log is unavailable; the write was not made")
+            late = functools.partial(self._late_write, backend, req)
+            result = state.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT, late=late)
+        except Exception as exc:
+            return self.error_answer(exc, backend), None
+        self.record(backend, req.method, result, req.channel, req=req, origin=sid)
+        return None, result
+
+    def _late_write(self, backend: str, req: Request, result: Any) -> None:
+        # Its author was told Timeout, so it hears of the write like everyone.
+        log.warning(
+            "a %s on backend %r finished after SYNC_TIMEOUT; notifying it", req.method, backend
+        )
+        self.record(backend, req.method, result, req.channel, req=req, origin=None)
+
+    def error_answer(self, exc: BaseException, backend: str) -> dict[str, Any]:
+        return protocol.error_answer(exc, backend=backend, debug=self.settings.DEBUG)
+
+    # -- the change log -----------------------------------------------------
+
+    def emitted(self, backend: str, method: str, model: Any, channel: str | None) -> None:
+        """``backend.emit()`` lands here."""
+        self.record(backend, method, model, channel)
+
+    def record(
+        self,
+        backend: str,
+        method: str,
+        model: Any,
+        channel: str | None,
+        *,
+        req: Request | None = None,
+        origin: str | None = None,
+    ) -> None:
+        """A successful write: tell ``after_write``, then append it to the change log."""
+        if method not in WRITE_METHODS:
+            raise ValueError(f"Only writes are recorded, not {method!r}")
+        try:
+            self.hook.after_write(
+                backend=backend,
+                method=method,
+                result=model,
+                req=req,
+                settings=self.settings,
+                hub=self,
+            )
+        except Exception:
+            log.exception("after_write hook failed for backend %r", backend)
+        args = (backend, channel, method, model, origin, self.served[backend].retention)
+        if self._pending:
+            self._pending.append(args)  # behind earlier ones, to keep each stream's order
+            return
+        try:
+            self._append(*args)
+        except Exception as exc:
+            # Stored, but not yet in the log: keep it and retry, so the
+            # notification comes late rather than never.
+            log.warning("change log append failed (%s); retrying", exc)
+            self._pending.append(args)
+            self._retry_later()
+
+    def _append(
+        self,
+        backend: str,
+        channel: str | None,
+        method: str,
+        model: Any,
+        origin: str | None,
+        retention: Retention,
+    ) -> Entry:
+        return self.log.append(backend, channel, method, model, origin=origin, retention=retention)
+
+    def _retry_later(self) -> None:
+        if not self._retrying:
+            self._retrying = True
+            runner.spawn(self._retry_pending)
+
+    def _retry_pending(self) -> None:
+        try:
+            while self._pending:
+                try:
+                    self._append(*self._pending[0])
+                except Exception:
+                    runner.sleep(APPEND_RETRY_SECONDS)
+                    continue
+                self._pending.popleft()
+        finally:
+            self._retrying = False
+
+    def log_available(self) -> bool:
+        available = getattr(self.log, "available", None)
+        return available() if callable(available) else True
+
+    def deliver(self, entry: Entry) -> None:
+        """Notify the clients of this process about ``entry``; the log calls it once per entry."""
+        self.heads[entry.stream] = entry.position
+        state = self.served.get(entry.backend)
+        if state is None:
+            return
+        listeners = state.clients if entry.channel is None else state.channels.get(entry.channel)
+        if not listeners:
+            return
+        if self.manager_fans_out:
+            # A pub/sub client manager without a shared log: it carries the
+            # notification to every process, each filtering its own sockets.
+            self.transport.send(
+                entry.backend,
+                self._payload(entry),
+                channel=entry.channel,
+                skip=entry.origin,
+                local=False,
+            )
+            return
+        if not self.filtering and not state.careful:
+            self.transport.send(
+                entry.backend, self._payload(entry), channel=entry.channel, skip=entry.origin
+            )
+            return
+        recipients = []
+        for sid, client in listeners.items():
+            if sid == entry.origin:
+                continue
+            if client.replaying is not None:
+                buffer = client.replaying.get(entry.stream)
+                if buffer is not None:
+                    buffer.append(entry)
+                continue
+            if client.replayed and not self._fresh_for(client, entry):
+                continue
+            if self.may_hear(client, entry):
+                recipients.append(sid)
+        if recipients:
+            self._send(entry.backend, entry, recipients)
+
+    def _send(self, backend: str, entry: Entry, sids: list[str]) -> None:
+        self.transport.send(backend, self._payload(entry), to=sids)
+
+    @staticmethod
+    def _payload(entry: Entry) -> tuple[Any, ...]:
+        return (entry.method, entry.model, entry.position.as_wire())
+
+
+class Emitter:
+    """Notify clients from another program: a worker, a cron job, a web view.
+
+    ``Emitter(settings)`` builds the same hub ``backboneio serve`` runs,
+    without serving anything; :meth:`emit` goes through ``after_write`` and
+    the change log like a client's write. Useful with a change log shared by
+    the server processes (the Redis plugin's); with the core's in-memory log
+    the emitter's writes stay in the emitter's own process.
+    """
+
+    def __init__(self, settings: Settings, *, plugins: pluggy.PluginManager | None = None) -> None:
+        from .app import build_hub  # the builder imports this module
+
+        self.hub = build_hub(settings, plugins=plugins)
+
+    def emit(self, backend: str, event: str, model: Any, channel: str | None = None) -> None:
+        """``event`` is ``created``, ``updated``, ``patched`` or ``deleted``."""
+        if backend not in self.hub.backends:
+            raise ConfigurationError(
+                f"No backend {backend!r} in the settings; known: {', '.join(self.hub.backends)}"
+            )
+        self.hub.backends[backend].emit(event, model, channel)
+
+    def close(self) -> None:
+        self.hub.close()
