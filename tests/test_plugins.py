@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from backboneio import hookspecs
 from backboneio.plugins import get_plugin_manager
+from backboneio.settings import Settings
 
 from tests.support.client import refusal
 
@@ -155,6 +156,31 @@ def test_hook_client_manager(server, connect, log_file):
 def test_hook_configure_server(server, connect):
     # "whoami" is not part of the protocol: the plugin registered it.
     assert connect(server.url, "messages", auth={"user": "grace"}).call("whoami") == "grace"
+
+
+def test_hook_change_log():
+    from backboneio.app import build_hub
+    from backboneio.changelog import MemoryChangeLog
+    from backboneio.plugins import load_plugins
+
+    class CountingLog(MemoryChangeLog):
+        appended = 0
+
+        def append(self, *args, **kwargs):
+            CountingLog.appended += 1
+            return super().append(*args, **kwargs)
+
+    class Plugin:
+        @hookspecs.hookimpl
+        def change_log(self, settings, hub):
+            return CountingLog()
+
+    settings = Settings({"BACKENDS": {"notes": {}}, "PLUGINS": []})
+    hub = build_hub(settings, plugins=load_plugins(settings, extra=(Plugin(),)))
+    assert isinstance(hub.log, CountingLog)
+    hub.backends["notes"].emit("created", {"id": 1})
+    assert CountingLog.appended == 1
+    assert hub.log.head("notes", None).seq == 1
 
 
 def test_hook_after_write(server, connect, log_file):

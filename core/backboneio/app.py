@@ -160,15 +160,28 @@ def build_hub(
     pm = plugins if plugins is not None else load_plugins(settings, extra=extra_plugins)
     hub = Hub(settings, pm)
     stores = store_types(pm)
+    given_backends = dict(backends or {})
     for name, config in settings.BACKENDS.items():
-        hub.add_backend(name, build_backend(name, config, settings, pm, stores, hub), config)
-    for name, given in (backends or {}).items():
+        if name not in given_backends:
+            hub.add_backend(name, build_backend(name, config, settings, pm, stores, hub), config)
+    for name, given in given_backends.items():
+        # A backend built in Python may still take its options (login_required,
+        # event, retention) from a BACKENDS entry of the same name.
+        config = dict(settings.BACKENDS.get(name, {}))
+        built_here = sorted(k for k in ("store", "middleware") if k in config)
+        if built_here:
+            raise ConfigurationError(
+                f"BACKENDS[{name!r}] sets {', '.join(built_here)}, but {name!r} is also given "
+                "to listen() as a Python backend; define its stack in one place"
+            )
         backend = as_backend(name, given)
         # prepare_backend's middleware runs first, as for backends from settings.
         prefix = Backend(name, id_attribute=backend.id_attribute)
-        pm.hook.prepare_backend(name=name, backend=prefix, config={}, settings=settings, hub=hub)
+        pm.hook.prepare_backend(
+            name=name, backend=prefix, config=config, settings=settings, hub=hub
+        )
         backend.layers[:0] = prefix.layers
-        hub.add_backend(name, backend)
+        hub.add_backend(name, backend, config)
     hub.prepare()
     return hub
 

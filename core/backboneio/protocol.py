@@ -130,7 +130,7 @@ def unknown_event(event: str) -> BadRequest:
 def missing_ack(event: str) -> BadRequest:
     # listen and sync answer through the ack; without one the client could
     # never learn the outcome.
-    return BadRequest(f"{event!r} must be sent with an acknowledgement callback", event=event)
+    return BadRequest(f"{event!r} must be sent with an acknowledgement callback")
 
 
 def error_answer(exc: BaseException, *, backend: str, debug: bool) -> dict[str, Any]:

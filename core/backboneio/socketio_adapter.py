@@ -88,7 +88,9 @@ class WirePacket(packet.Packet):
             if refusal is not None:
                 self._refuse(refusal, "an event that is not [name, ...args]")
             elif self.id is None and self.data[0] in protocol.CLIENT_EVENTS:
-                self._refuse(protocol.missing_ack(self.data[0]), "an event without its ack")
+                event = self.data[0]
+                self._refuse(protocol.missing_ack(event), "an event without its ack")
+                self.data[1]["event"] = event  # the client learns which of its events it was
         elif kind not in (packet.CONNECT, packet.DISCONNECT, packet.ACK):
             self._refuse(
                 BadRequest("Unexpected packet type"), f"packet type {kind!r}", answer=False

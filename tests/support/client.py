@@ -28,11 +28,10 @@ class BackendClient:
         self.sio = socketio.Client(reconnection=False)
         self.synced: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.errors: queue.Queue[Any] = queue.Queue()
-        self.sio.on(
-            "synced",
-            lambda method, model: self.synced.put((method, model)),
-            namespace=self.namespace,
-        )
+        # Positions (the third argument since the change log) are kept apart,
+        # so tests of the 0.4 protocol compare (method, model) as before.
+        self.positions: list[Any] = []
+        self.sio.on("synced", self._synced, namespace=self.namespace)
         self.sio.on("error", lambda data: self.errors.put(data), namespace=self.namespace)
         if connect:
             self.connect(auth=auth, headers=headers)
@@ -47,7 +46,23 @@ class BackendClient:
             wait_timeout=TIMEOUT,
         )
 
+    def _synced(self, method: str, model: Any, position: Any = None) -> None:
+        self.positions.append(position)
+        self.synced.put((method, model))
+
     def listen(self, channel: str | None = None) -> Any:
+        """The listen answer's 0.4 part ({event, channel}) or its error."""
+        answer = self.listen_answer(channel)
+        if isinstance(answer, dict) and "error" not in answer:
+            return {key: answer[key] for key in ("event", "channel") if key in answer}
+        return answer
+
+    def listen_answer(self, channel: str | None = None, since: Any = None) -> Any:
+        """The whole listen answer, positions and recovery included."""
+        if since is not None:
+            return self.sio.call(
+                "listen", (channel, {"since": since}), namespace=self.namespace, timeout=TIMEOUT
+            )
         return (
             self.sio.call("listen", channel, namespace=self.namespace, timeout=TIMEOUT)
             if channel is not None
@@ -61,7 +76,10 @@ class BackendClient:
             "model": model if model is not None else {},
             "options": options or {},
         }
-        return self.call("sync", req)
+        ack = self.call("sync", req)
+        # A read's ack carries a third argument, {"positions": [...]}.
+        self.last_ack = ack
+        return ack[0], ack[1]
 
     def call(self, event: str, *args: Any) -> Any:
         data = args[0] if len(args) == 1 else tuple(args)

@@ -128,17 +128,15 @@ class CountingManager(socketio.Manager):
 
 
 @hookimpl
-def configure_server(sio: Any, settings: Settings) -> None:
+def configure_server(sio: Any, settings: Settings, hub: Any) -> None:
     if not _on(settings):
         return
-    for name, namespace in sio.namespace_handlers.items():
-        if name == "/":
-            continue
+    for name in hub.backends:
 
-        def whoami(sid: str, *args: Any, _ns: Any = namespace) -> Any:
-            return _ns.clients[sid].identity
+        def whoami(sid: str, *args: Any, _backend: str = name) -> Any:
+            return hub.client(_backend, sid).identity
 
-        sio.on("whoami", whoami, namespace=name)
+        sio.on("whoami", whoami, namespace=f"/{name}")
 
 
 @hookimpl
