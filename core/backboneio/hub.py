@@ -339,8 +339,11 @@ class Hub:
                 state.channels.setdefault(request.channel, {})[sid] = client
             self.transport.join(backend, sid, request.channel, old)
         streams = self.streams(client)
-        failed = self._replay(state, client, streams, request.since) if request.since else []
-        positions = [self.head(stream) for stream in streams]
+        try:
+            failed = self._replay(state, client, streams, request.since) if request.since else []
+            positions = [self.head(stream) for stream in streams]
+        except Exception as exc:  # a shared log that is unreachable: Unavailable
+            return self.error_answer(exc, backend)
         return protocol.listen_answer(state.event, client.channel, positions, failed)
 
     def _leave(self, state: BackendState, client: Client) -> None:

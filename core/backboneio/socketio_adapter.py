@@ -252,10 +252,12 @@ def origin_checker(allowed_origins: list[str]) -> Callable[[str | None, dict[str
 def quiet_logger(name: str) -> logging.Logger:
     # python-socketio and python-engineio add a handler of their own to their
     # default loggers, so with the application's root handler every line came
-    # out twice; ours propagate to the root logger only, from WARNING up.
+    # out twice; ours propagate to the root logger only. Their warnings are
+    # per frame ("... is not connected to namespace /"), which a hostile
+    # client can repeat at will: only errors get through.
     logger = logging.getLogger(name)
     if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)
+        logger.setLevel(logging.ERROR)
     return logger
 
 

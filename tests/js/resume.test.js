@@ -269,8 +269,8 @@ describe('resume against a real server', () => {
       const [, , answer, info] = await resumed;
       assert.equal(answer.recovered, true);
       assert.equal(info.replayed, writes.length);
-      await items.create({n: 99}, {wait: true});
-      writes.push(['backend:create', items.last().id]);
+      const live = await new Promise((resolve) => items.create({n: 99}, {wait: true, success: resolve}));
+      writes.push(['backend:create', live.id]);
       await until(() => heard.length === writes.length + 1, 'every change');
       assert.deepEqual(heard.slice(1).map(([name, model]) => [name, model.id]), writes);
 
