@@ -218,11 +218,12 @@ def build_server(
 
 
 def run(server: Server, host: str = "127.0.0.1", port: int = 3000) -> None:
-    """Serve ``server.app`` under eventlet until interrupted."""
+    """Serve ``server.app`` under eventlet until SIGTERM or SIGINT, then drain."""
     runner.serve(
         server.app,
         host,
         port,
         settings=server.settings,
         on_ready=lambda url: log.warning("backboneio on %s", url),
+        shutdown=server.shutdown,
     )

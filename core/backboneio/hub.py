@@ -143,6 +143,8 @@ class Hub:
         self.filtering = False
         self.manager_fans_out = False
         self.started = False
+        self.draining = False  # shutting down: ready no more, waiting for requests in progress
+        self.in_flight = 0  # syncs being handled now
         self._pending: deque[tuple[Any, ...]] = deque()  # writes the log could not take yet
         self._retrying = False
 
@@ -205,6 +207,29 @@ class Hub:
     def close(self) -> None:
         self.log.close()
 
+    def drain(self, timeout: float) -> int:
+        """Stop being ready and wait up to ``timeout`` seconds for the syncs in
+        progress; returns how many were still running."""
+        self.draining = True
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            runner.sleep(0.02)
+        return self.in_flight
+
+    def health(self) -> dict[str, Any]:
+        """What ``/readyz`` reports: ready unless draining or the change log is down."""
+        available = self.log_available()
+        return {
+            "ready": self.started and not self.draining and available,
+            "draining": self.draining,
+            "backends": {name: len(state.clients) for name, state in self.served.items()},
+            "change_log": {
+                "shared": self.log_shared,
+                "available": available,
+                "pending": len(self._pending),
+            },
+        }
+
     def memo(self, key: str, build: Callable[[], Any], *, fresh: bool = False) -> Any:
         """A value a plugin builds once for this server and keeps in :attr:`state`."""
         if fresh or key not in self.state:
@@ -216,6 +241,8 @@ class Hub:
     def connect(self, backend: str, sid: str, environ: dict[str, Any], auth: Any) -> Client:
         """Authenticate a new socket; raises :class:`ConnectionRefused` to refuse it."""
         state = self.served[backend]
+        if self.draining:
+            raise ConnectionRefused("The server is shutting down; connect to another one")
         try:
             identity = self.hook.authenticate(
                 environ=environ, auth=auth, backend=backend, settings=self.settings, hub=self
@@ -406,6 +433,15 @@ class Hub:
     def sync(self, backend: str, sid: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """``sync({method, model, options})``: the ack's arguments."""
         state = self.served[backend]
+        self.in_flight += 1
+        try:
+            return self._sync(state, backend, sid, args)
+        finally:
+            self.in_flight -= 1
+
+    def _sync(
+        self, state: BackendState, backend: str, sid: str, args: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
         try:
             client = self.client(backend, sid)
             parsed = protocol.parse_sync(args, state.backend.id_attribute)

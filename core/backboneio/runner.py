@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import resource
+import signal
 import socket
 import warnings
 from collections.abc import Callable, Iterable
@@ -28,6 +30,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     import eventlet
     import eventlet.event
+    import eventlet.hubs
     import eventlet.timeout
     import eventlet.tpool
     import eventlet.websocket
@@ -271,6 +274,77 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
             self._header_deadline.cancel()
 
 
+class GracefulStop:
+    """SIGTERM and SIGINT stop a server gently, a second one at once.
+
+    The first signal runs ``shutdown`` in a green thread (it refuses new
+    clients, waits for the requests in progress and closes every
+    connection), then tells eventlet's accept loop to exit, from the hub as
+    eventlet's own ``kill`` does, so :func:`serve` returns once the
+    connections are gone. The handler itself only schedules: it runs inside
+    eventlet's hub, where nothing may block or raise.
+    """
+
+    GRACE = 5.0  # seconds after shutdown() for the connections to close
+
+    def __init__(self, shutdown: Callable[[], None] | None) -> None:
+        self.shutdown = shutdown
+        self.serving = eventlet.getcurrent()
+        self.stopping = False
+        self.previous: dict[int, Any] = {}
+        self.previous_wakeup = -1
+        self._pipe: tuple[int, int] | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.previous[signum] = signal.signal(signum, self._on_signal)
+        # eventlet's hub sleeps in epoll until its next timer, which on an
+        # idle server is many seconds away, and a Python signal handler
+        # runs only when it wakes. A byte on this pipe wakes it at once.
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        self._pipe = (read, write)
+        self.previous_wakeup = signal.set_wakeup_fd(write)
+        eventlet.spawn(self._drain_wakeups, read)
+
+    def uninstall(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(self.previous_wakeup)
+        if self._pipe is not None:
+            for fd in self._pipe:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._pipe = None
+
+    @staticmethod
+    def _drain_wakeups(fd: int) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                eventlet.hubs.trampoline(fd, read=True)
+                os.read(fd, 512)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.stopping:
+            log.warning("second %s: stopping now", signal.Signals(signum).name)
+            os._exit(1)
+        self.stopping = True
+        log.warning("%s: shutting down", signal.Signals(signum).name)
+        eventlet.spawn(self._stop)
+
+    def _stop(self) -> None:
+        try:
+            if self.shutdown is not None:
+                self.shutdown()
+        except Exception:
+            log.exception("shutdown failed")
+        eventlet.hubs.get_hub().schedule_call_global(0, self.serving.throw, SystemExit)
+        eventlet.sleep(self.GRACE)
+        log.warning("connections still open %.0f s after shutdown: exiting", self.GRACE)
+        os._exit(1)
+
+
 def serve(
     app: Callable[..., Any],
     host: str = "127.0.0.1",
@@ -279,9 +353,15 @@ def serve(
     sock: socket.socket | None = None,
     on_ready: Callable[[str], None] | None = None,
     settings: Settings | None = None,
+    shutdown: Callable[[], None] | None = None,
 ) -> None:
-    """Serve a WSGI app (with Socket.IO inside) until interrupted, with the
-    production settings of ``settings`` (their defaults when None)."""
+    """Serve a WSGI app (with Socket.IO inside) until SIGTERM or SIGINT, with
+    the production settings of ``settings`` (their defaults when None).
+
+    ``shutdown`` runs on the first signal, before accepting stops; it should
+    close every open connection (:meth:`backboneio.Server.shutdown` does),
+    since serve returns only once they are all closed.
+    """
     settings = _settings(settings)
     sock = sock or listen_socket(host, port, settings)
     max_connections = connection_limit(settings)
@@ -294,6 +374,8 @@ def serve(
     )
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{bound_host}:{bound_port}"
+    stop = GracefulStop(shutdown)
+    stop.install()
     if on_ready is not None:
         on_ready(url)
     try:
@@ -311,4 +393,5 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        stop.uninstall()
         sock.close()

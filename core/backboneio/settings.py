@@ -58,6 +58,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("TCP_NODELAY", True, "Send small packets at once instead of waiting (Nagle off)."),
     Setting("HEADER_TIMEOUT", 10.0, "Seconds a client has to send a request's line and headers."),
     Setting("IDLE_TIMEOUT", 60.0, "Seconds a request body or response may stall before closing."),
+    Setting(
+        "SHUTDOWN_TIMEOUT",
+        10.0,
+        "Seconds SIGTERM waits for requests in progress before closing every connection.",
+    ),
+    Setting("HEALTH_CHECKS", True, "Answer GET /healthz and /readyz (for load balancers)."),
 )
 
 # Keys of a BACKENDS entry the core itself reads; stores declare their own.
@@ -246,6 +252,13 @@ class Settings:
                 errors.append(f"Setting {name} must be at least 1, got {self.get(name)!r}")
         expect("WEBSOCKET_COMPRESSION", bool, "True or False")
         expect("TCP_NODELAY", bool, "True or False")
+        expect("HEALTH_CHECKS", bool, "True or False")
+        if expect("SHUTDOWN_TIMEOUT", (int, float), "a number of seconds") and (
+            isinstance(self.SHUTDOWN_TIMEOUT, bool) or self.SHUTDOWN_TIMEOUT < 0
+        ):
+            errors.append(
+                f"Setting SHUTDOWN_TIMEOUT must be 0 or more seconds, got {self.SHUTDOWN_TIMEOUT!r}"
+            )
         for name in ("HEADER_TIMEOUT", "IDLE_TIMEOUT"):
             value = self.get(name)
             if value is not None and (

@@ -21,6 +21,7 @@ from socketio import packet
 from . import jsonutil, protocol, runner
 from .assets import ClientScriptApp, WSGIApp
 from .errors import BadRequest, ConnectionRefused, PayloadTooLarge, SyncError, public_error
+from .health import HealthApp
 from .hub import Hub
 from .recipients import with_recipient_filter
 
@@ -227,11 +228,29 @@ class Server(socketio.Server):
         self.hub = hub
         self.settings = hub.settings
         self.plugins = hub.plugins
-        self.app: WSGIApp = ClientScriptApp(socketio.WSGIApp(self, app))
+        self.app: WSGIApp = HealthApp(ClientScriptApp(socketio.WSGIApp(self, app)), hub)
 
     @property
     def backends(self) -> dict[str, Any]:
         return self.hub.backends
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Drain: refuse new clients, wait up to ``timeout`` seconds (default
+        ``SHUTDOWN_TIMEOUT``) for the syncs in progress, then close every
+        connection, so each client reconnects (to another process, behind a
+        load balancer) and resumes from its positions."""
+        hub = self.hub
+        timeout = hub.settings.SHUTDOWN_TIMEOUT if timeout is None else timeout
+        clients = sum(len(state.clients) for state in hub.served.values())
+        log.warning("draining: %d client(s), %d request(s) in progress", clients, hub.in_flight)
+        left = hub.drain(timeout)
+        if left:
+            log.warning("%d request(s) still running after %.1f s; closing anyway", left, timeout)
+        # Closing at the Engine.IO level (not a Socket.IO disconnect) is what
+        # makes clients reconnect on their own.
+        self.eio.disconnect()
+        super().shutdown()
+        hub.close()
 
 
 def origin_checker(allowed_origins: list[str]) -> Callable[[str | None, dict[str, Any]], bool]:

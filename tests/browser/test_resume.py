@@ -126,12 +126,18 @@ def same_models(page: Any, writer: Any) -> tuple[list[Any], list[Any]]:
     return mine, theirs
 
 
-def away(relay: Relay, reader: Any) -> float:
-    reader.evaluate(
-        "window.dropped = new Promise((resolve) => Backbone.io.once('disconnect', resolve))"
+def watch_disconnect(page: Any) -> None:
+    page.evaluate(
+        "() => { window.dropped = false;"
+        " Backbone.io.once('disconnect', () => { window.dropped = true; }); }"
     )
+
+
+def away(relay: Relay, reader: Any) -> float:
+    # page.evaluate of a promise has no timeout in Playwright: poll a flag instead.
+    watch_disconnect(reader)
     relay.cut()
-    reader.evaluate("dropped")
+    reader.wait_for_function("window.dropped === true")
     return time.monotonic()
 
 
@@ -198,11 +204,11 @@ def test_after_a_server_restart_the_page_resyncs_and_ends_equal_to_the_store(
 
         away(relay, reader)
         writer.evaluate(
-            "window.relistened = new Promise((resolve) =>"
-            " Backbone.io.once('disconnect', () => Backbone.io.once('listen', resolve)))"
+            "() => { window.relistened = false; Backbone.io.once('disconnect', () =>"
+            " Backbone.io.once('listen', () => { window.relistened = true; })); }"
         )
         srv.restart()  # the memory store and the memory change log start empty
-        writer.evaluate("relistened")
+        writer.wait_for_function("window.relistened === true", timeout=15_000)
         for text in ("after one", "after two"):
             writer.evaluate("(text) => write(room, 'create', {text})", text)
         relay.restore()
@@ -230,11 +236,9 @@ def test_the_demo_says_it_caught_up_after_the_network_came_back(
         for page in (away_page, other):
             page.wait_for_selector("#status.live")
 
-        away_page.evaluate(
-            "window.dropped = new Promise((resolve) => Backbone.io.once('disconnect', resolve))"
-        )
+        watch_disconnect(away_page)
         relay.cut()
-        away_page.evaluate("dropped")
+        away_page.wait_for_function("window.dropped === true")
         assert away_page.locator("#status").text_content() == "reconnecting…"
         other.fill("#message-input", "Written while you were away")
         other.press("#message-input", "Enter")
