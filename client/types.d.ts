@@ -1,0 +1,214 @@
+// Types of backboneio-client (backbone.io.js); docs/client.md is the reference.
+// build.mjs copies this file to dist/types.d.mts, which index.d.mts (import)
+// re-exports, and dist/types.d.cts, which index.d.ts (require) re-exports.
+//
+// Backbone's own types come from @types/backbone (an optional peer): this file
+// adds to them what backbone.io.js adds to Backbone at run time.
+
+import type * as Backbone from 'backbone';
+import type {ManagerOptions, Socket, SocketOptions} from 'socket.io-client';
+
+/** A backend name: a non-empty string without `/`. */
+export type BackendName = string;
+
+/** Where an object syncs: a backend's name, or a backend and one of its channels. */
+export type BackendSpec = BackendName | {name: BackendName; channel?: string | null};
+
+/** The `backend` property: a spec, or a function returning one (read once, after `initialize`). */
+export type BackendOption = BackendSpec | (() => BackendSpec);
+
+/** The methods a notification carries. */
+export type NotificationMethod = 'create' | 'update' | 'patch' | 'delete';
+
+/** A model as the server sends it (JSON). */
+export type ServerModel = Record<string, any>;
+
+/** Options of `Backbone.io.connect`: socket.io-client's, plus the client's own. */
+export interface ConnectOptions extends Partial<ManagerOptions & SocketOptions> {
+  /** Milliseconds a sync may wait (to be sent, then for its answer); a positive number. Default 30000. */
+  syncTimeout?: number;
+  /** Whether bound objects fetch again when the server cannot replay what they missed. Default true. */
+  refetch?: boolean;
+}
+
+/** Options of `bindBackend()`. */
+export interface BindOptions {
+  /** false: do not fetch again on `<event>:resync` (handle the event yourself). */
+  refetch?: boolean;
+}
+
+/** A position in a backend's change stream (servers with a change log). */
+export interface Position {
+  channel: string | null;
+  epoch: string;
+  seq: number;
+}
+
+/** The error names the server and the client use (a server may add its own). */
+export type ErrorName =
+  | 'BadRequest'
+  | 'Unauthorized'
+  | 'Forbidden'
+  | 'NotFound'
+  | 'Conflict'
+  | 'PayloadTooLarge'
+  | 'Unavailable'
+  | 'Timeout'
+  | 'ConnectionRefused'
+  | 'ServerError';
+
+/**
+ * What a failed sync passes to its error callback, the `error` event and the
+ * promise's rejection: the server's error object, or one the client made
+ * (`Timeout`, `Unavailable`, `ConnectionRefused`) of the same shape.
+ */
+export interface BackboneIOError {
+  name: ErrorName | (string & {});
+  message: string;
+  /** 400, 401, 403, 404, 409, 413, 503, 504, 500... */
+  status: number;
+  /** The attribute a validation error is about. */
+  field?: string;
+  /** The id a `Conflict` or `NotFound` is about. */
+  id?: unknown;
+  /** A versioned store's `Conflict`: the model as it is stored now. */
+  current?: ServerModel;
+  /** `ConnectionRefused`: what the server sent with the refusal. */
+  data?: unknown;
+  /** The client's `Timeout`: the sync's method. */
+  method?: string;
+  /** With the server's DEBUG on. */
+  stack?: string;
+}
+
+/** A backend and channel, as events and `Backbone.io.links()` name them. */
+export interface LinkRef {
+  backend: string;
+  channel: string | null;
+}
+
+/** The server's answer to `listen`. */
+export interface ListenAnswer {
+  event?: string;
+  channel?: string | null;
+  positions?: Position[];
+  recovered?: boolean;
+  failed?: Position[];
+}
+
+/** The fourth argument of the `listen` event. */
+export interface ListenInfo {
+  /** The listen asked to resume from the positions held. */
+  resumed: boolean;
+  /** false when the server could not replay everything missed. */
+  recovered: boolean;
+  /** How many notifications the resume replayed. */
+  replayed: number;
+  failed: Position[];
+}
+
+/** What `<event>:resync` and `Backbone.io`'s `resync` carry. */
+export interface ResyncInfo extends LinkRef {
+  failed: Position[];
+  reason: 'history' | 'epoch';
+}
+
+/** One entry of `Backbone.io.links()`. */
+export interface LinkInfo extends LinkRef {
+  subscribers: number;
+  pending: number;
+  ready: boolean;
+  positions: Position[];
+}
+
+/** `<event>` on a model or collection: `(method, model)`. */
+export type NotificationHandler = (method: NotificationMethod, model: ServerModel) => void;
+/** `<event>:<method>` on a model or collection: `(model)`. */
+export type MethodNotificationHandler = (model: ServerModel) => void;
+/** `<event>:resync` on a model or collection: `(object, info)`. */
+export type ResyncHandler<O = Backbone.Model | Backbone.Collection> = (object: O, info: ResyncInfo) => void;
+
+/** The events `Backbone.io` triggers, with their arguments. */
+export interface BackboneIOEvents {
+  listen: (backend: string, channel: string | null, answer: ListenAnswer, info: ListenInfo) => void;
+  disconnect: (backend: string, channel: string | null, reason: Socket.DisconnectReason) => void;
+  error: (error: BackboneIOError, where: LinkRef) => void;
+  resync: (backend: string, channel: string | null, info: ResyncInfo) => void;
+}
+
+type Synced = Backbone.Model | Backbone.Collection;
+
+/** `Backbone.io` (also `Backbone.IO`): a `Backbone.Events` object. */
+export interface BackboneIO extends Backbone.EventsMixin {
+  readonly VERSION: string;
+  /** The `Backbone.sync` that was replaced. */
+  readonly originalSync: typeof Backbone.sync;
+
+  /** Opens the connection; returns the socket of the root namespace `/`. Calling it again returns that socket. */
+  connect(url: string | undefined, options?: ConnectOptions): Socket;
+  connect(options?: ConnectOptions): Socket;
+  /** Closes every socket; syncs still waiting fail with `Unavailable`. */
+  disconnect(): void;
+  /** Stops delivering notifications to `obj` (until `bindBackend()`). */
+  unsubscribe(obj: Synced): void;
+  /** The socket `obj` syncs on, or null without a backend. */
+  socketOf(obj: Synced): Socket | null;
+  /** The open links, for debugging. */
+  links(): LinkInfo[];
+
+  on<K extends keyof BackboneIOEvents>(eventName: K, callback: BackboneIOEvents[K], context?: any): this;
+  on(eventName: string, callback: Backbone.EventHandler, context?: any): this;
+  on(eventMap: Backbone.EventMap, context?: any): this;
+  once<K extends keyof BackboneIOEvents>(eventName: K, callback: BackboneIOEvents[K], context?: any): this;
+  once(events: string, callback: Backbone.EventHandler, context?: any): this;
+  once(eventMap: Backbone.EventMap, context?: any): this;
+}
+
+// What backbone.io.js adds to Backbone's models and collections.
+interface Backed {
+  /** The backend this object syncs with (see BackendSpec). */
+  backend?: BackendOption;
+  /** Apply other clients' changes to this object; returns it. */
+  bindBackend(options?: BindOptions): this;
+  /** Stop applying them (the events keep coming); returns it. */
+  unbindBackend(): this;
+}
+
+declare module 'backbone' {
+  /** backbone.io.js: the client (the same object as `Backbone.IO`). */
+  const io: BackboneIO;
+  const IO: BackboneIO;
+
+  interface Model<T extends ObjectHash = any, S = ModelSetOptions, E = any> extends Backed {
+    // The default event prefix, `backend`, typed; other prefixes take the
+    // string signatures (see NotificationHandler and friends).
+    on(eventName: 'backend', callback: NotificationHandler, context?: any): this;
+    on(eventName: `backend:${NotificationMethod}`, callback: MethodNotificationHandler, context?: any): this;
+    on(eventName: 'backend:resync', callback: ResyncHandler<this>, context?: any): this;
+    on(eventName: string, callback: Backbone.EventHandler, context?: any): this;
+    on(eventMap: Backbone.EventMap, context?: any): this;
+    once(eventName: 'backend', callback: NotificationHandler, context?: any): this;
+    once(eventName: `backend:${NotificationMethod}`, callback: MethodNotificationHandler, context?: any): this;
+    once(eventName: 'backend:resync', callback: ResyncHandler<this>, context?: any): this;
+    once(events: string, callback: Backbone.EventHandler, context?: any): this;
+    once(eventMap: Backbone.EventMap, context?: any): this;
+  }
+  interface Collection<TModel extends Model = Model> extends Backed {
+    // The default event prefix, `backend`, typed; other prefixes take the
+    // string signatures (see NotificationHandler and friends).
+    on(eventName: 'backend', callback: NotificationHandler, context?: any): this;
+    on(eventName: `backend:${NotificationMethod}`, callback: MethodNotificationHandler, context?: any): this;
+    on(eventName: 'backend:resync', callback: ResyncHandler<this>, context?: any): this;
+    on(eventName: string, callback: Backbone.EventHandler, context?: any): this;
+    on(eventMap: Backbone.EventMap, context?: any): this;
+    once(eventName: 'backend', callback: NotificationHandler, context?: any): this;
+    once(eventName: `backend:${NotificationMethod}`, callback: MethodNotificationHandler, context?: any): this;
+    once(eventName: 'backend:resync', callback: ResyncHandler<this>, context?: any): this;
+    once(events: string, callback: Backbone.EventHandler, context?: any): this;
+    once(eventMap: Backbone.EventMap, context?: any): this;
+  }
+  interface ModelConstructorOptions<TModel extends Model = Model> {
+    /** Sync this model with a backend of its own. */
+    backend?: BackendOption;
+  }
+}
