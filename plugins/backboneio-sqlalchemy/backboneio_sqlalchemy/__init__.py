@@ -20,8 +20,9 @@ docs/stores-sqlalchemy.md has the details: table shapes, queries, concurrency.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from backboneio import hookimpl
@@ -29,13 +30,20 @@ from backboneio.errors import ConfigurationError
 from backboneio.stores import StoreConfig
 from sqlalchemy.engine import Connection
 
+if TYPE_CHECKING:
+    from backboneio import Hub
+
+from .changefeed import ChangeFeed, is_connection_error
 from .database import POOL_OPTIONS, Database, dispose_all, get_database
 from .store import SQLAlchemyStore
 from .tables import ColumnTable, DocumentTable
 
+log = logging.getLogger("backboneio.sqlalchemy")
+
 __all__ = [
     "DEFAULT_URL",
     "OPTIONS",
+    "ChangeFeed",
     "ColumnTable",
     "Database",
     "DocumentTable",
@@ -59,6 +67,7 @@ OPTIONS: dict[str, Any] = {
     **{name: None for name in POOL_OPTIONS},
     "offload": None,
     "engine_options": None,
+    "change_feed": False,
 }
 
 
@@ -73,6 +82,7 @@ def store(
     max_limit: int | None = None,
     backend: str = "",
     version_attribute: str | None = None,
+    change_feed: bool = False,
     **options: Any,
 ) -> SQLAlchemyStore:
     """A store for ``backend.use()``: documents in ``table`` of the database at ``url``.
@@ -80,7 +90,9 @@ def store(
     ``model`` (an ORM class, a :class:`sqlalchemy.Table` or a dotted path to
     one) or ``reflect=True`` keep models in an existing table's columns
     instead. ``version_attribute="_version"`` makes it versioned
-    (docs/conflicts.md). ``options`` are pool options (``pool_size``...), ``offload`` and
+    (docs/conflicts.md). ``change_feed=True`` (PostgreSQL) notifies clients of
+    writes made to the table by anything else (docs/stores-sqlalchemy.md,
+    "Change feed"). ``options`` are pool options (``pool_size``...), ``offload`` and
     ``engine_options`` (passed to :func:`sqlalchemy.create_engine`).
     """
     unknown = sorted(set(options) - set(OPTIONS))
@@ -115,6 +127,7 @@ def store(
         id_attribute=id_attribute,
         max_limit=max_limit,
         version_attribute=version_attribute,
+        change_feed=change_feed,
     )
 
 
@@ -165,6 +178,7 @@ def make_store(config: StoreConfig) -> SQLAlchemyStore:
             max_limit=options.get("max_limit"),
             backend=config.backend,
             version_attribute=config.version_attribute,
+            change_feed=options.get("change_feed", False),
             **extra,
         )
     except sa.exc.ArgumentError as error:
@@ -182,6 +196,35 @@ def register_settings(register: Callable[..., None]) -> None:
         "Database URL of sqlalchemy-store backends that do not set 'url' "
         f"(default {DEFAULT_URL}, a file in the working directory).",
     )
+
+
+@hookimpl
+def configure_server(sio: Any, settings: Any, hub: Hub) -> None:
+    """Start the change feed of every backend whose store has ``change_feed``."""
+    feeds: dict[str, ChangeFeed] = {}
+    for name, backend in hub.backends.items():
+        for layer in backend.layers:
+            if isinstance(layer.fn, SQLAlchemyStore) and layer.fn.change_feed:
+                if layer.fn.database.offload:
+                    raise ConfigurationError(
+                        f"'change_feed' of backend {name!r} needs a cooperative psycopg2: call "
+                        "backboneio.runner.monkey_patch() first (backboneio serve does), and "
+                        "do not set 'offload'"
+                    )
+                feeds[name] = ChangeFeed(hub, name, layer.fn)
+    if not feeds:
+        return
+    hub.state["backboneio_sqlalchemy.change_feeds"] = feeds
+    for name, feed in feeds.items():
+        # Installed before serving begins, so a write made once the server
+        # answers is in the outbox; a database still coming up is retried.
+        try:
+            feed.install()
+        except Exception as error:
+            if not is_connection_error(error):
+                raise
+            log.warning("change feed of %r: database unavailable at start-up; retrying", name)
+        feed.start()
 
 
 @hookimpl

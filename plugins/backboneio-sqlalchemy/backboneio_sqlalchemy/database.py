@@ -45,6 +45,9 @@ from sqlalchemy.pool import QueuePool
 from .jsonvalues import canonical_dumps, plain_dumps
 
 T = TypeVar("T")
+#: What a write transaction runs first on a database with a change feed: the
+#: feed's trigger records nothing for it (the hub notifies it already).
+MARK_ORIGIN = "SELECT set_config('backboneio.origin', 'server', true)"
 log = logging.getLogger("backboneio.sqlalchemy")
 
 #: Engine options a backend's settings entry may set directly.
@@ -162,6 +165,10 @@ class Database:
             # cannot go away like that.
             engine_options["pool_pre_ping"] = not self.is_sqlite
         engine_options.update(options.get("engine_options") or {})
+        self.engine_options = engine_options
+        # Set when a store on this database has a change feed: its writes then
+        # say so to the feed's trigger, which does not record them (changefeed.py).
+        self.marks_origin = False
         try:
             self.engine = sa.create_engine(self.url, **engine_options)
         except ImportError as error:
@@ -201,6 +208,8 @@ class Database:
 
             def unit() -> T:
                 with conn.begin():
+                    if write and self.marks_origin:
+                        conn.exec_driver_sql(MARK_ORIGIN)
                     return work(conn)
 
             return runner.offload(unit) if self.offload else unit()

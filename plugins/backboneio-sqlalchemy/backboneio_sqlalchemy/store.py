@@ -59,8 +59,26 @@ class SQLAlchemyStore:
         id_attribute: str = "id",
         max_limit: int | None = None,
         version_attribute: str | None = None,
+        change_feed: bool = False,
     ) -> None:
         check_version_attribute(version_attribute, id_attribute)
+        if not isinstance(change_feed, bool):
+            raise ConfigurationError(f"change_feed must be True or False, got {change_feed!r}")
+        if change_feed:
+            where = f"backend {backend!r}" if backend else "this store"
+            if not database.is_postgresql:
+                raise ConfigurationError(
+                    f"'change_feed' of {where} needs PostgreSQL (a trigger and LISTEN/NOTIFY); "
+                    f"its database is {database.url.get_backend_name()}. Remove 'change_feed' "
+                    "or use a postgresql:// URL"
+                )
+            if database.url.get_driver_name() != "psycopg2":
+                raise ConfigurationError(
+                    f"'change_feed' of {where} needs the psycopg2 driver, not "
+                    f"{database.url.get_driver_name()!r}; use a postgresql:// URL"
+                )
+            # Its own writes then tell the trigger not to record them.
+            database.marks_origin = True
         if max_limit is not None and (
             isinstance(max_limit, bool) or not isinstance(max_limit, int) or max_limit < 1
         ):
@@ -72,6 +90,7 @@ class SQLAlchemyStore:
         self.id_attribute = id_attribute
         self.max_limit = max_limit
         self.version_attribute = version_attribute
+        self.change_feed = change_feed
         self._table_source = table
         self._table: Table | None = None if callable(table) else table
         if self._table is not None and version_attribute is not None:

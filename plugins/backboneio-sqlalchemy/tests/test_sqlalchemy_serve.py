@@ -54,7 +54,7 @@ def answer_order(url: str, slow: str, fast: str) -> list[str]:
     both = threading.Event()
 
     def answer(name: str) -> Any:
-        def callback(error: Any, result: Any) -> None:
+        def callback(error: Any, result: Any, *extra: Any) -> None:  # a read adds positions
             answered.append(name if error is None else f"{name} failed: {error}")
             if len(answered) == 2:
                 both.set()
