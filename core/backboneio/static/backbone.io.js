@@ -68,7 +68,11 @@
     refetch: true,       // refetch bound objects when the server cannot replay what they missed
     links: {},           // "name\u0000channel" -> Link
     sharedNames: {},     // backend names whose link uses the root socket's Manager
-    extraRoots: []       // Managers of second channels of one backend (see managerFor)
+    extraRoots: [],      // Managers of second channels of one backend (see managerFor)
+    // Positions of released links: a link opened again for the same backend
+    // and channel resumes from them, so a save() followed by bindBackend()
+    // hears what was written between the two.
+    released: {}
   };
   var delivering = null;  // {event, method} while notify() triggers models
 
@@ -460,6 +464,7 @@
       link.releasing = false;
       if (!link.idle() || link.failure || state.links[link.key] !== link) return;
       delete state.links[link.key];
+      if (!_.isEmpty(link.positions)) state.released[link.key] = link.positions;
       link.close(null);
       if (link.extra) {
         link.extra.disconnect();
@@ -474,6 +479,10 @@
     var link = state.links[keyOf(spec)];
     if (!link) {
       link = state.links[keyOf(spec)] = new Link(spec);
+      if (state.released[link.key]) {
+        link.positions = state.released[link.key];
+        delete state.released[link.key];
+      }
       if (state.root) link.open();
     }
     return link;
