@@ -95,6 +95,16 @@ def sleep(seconds: float = 0) -> None:
     eventlet.sleep(seconds)
 
 
+def within(seconds: float, fn: Callable[..., Any], *args: Any) -> bool:
+    """Run ``fn(*args)`` in a green thread and wait at most ``seconds`` for it;
+    False if it was still running (it is left to finish on its own)."""
+    thread = eventlet.spawn(fn, *args)
+    with eventlet.Timeout(seconds, False):
+        thread.wait()
+        return True
+    return False
+
+
 def offload(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking call (a C extension, a driver eventlet cannot patch) in a
     real OS thread, so the other clients keep being served meanwhile."""
@@ -287,8 +297,9 @@ class GracefulStop:
 
     GRACE = 5.0  # seconds after shutdown() for the connections to close
 
-    def __init__(self, shutdown: Callable[[], None] | None) -> None:
+    def __init__(self, shutdown: Callable[[], None] | None, limit: float) -> None:
         self.shutdown = shutdown
+        self.limit = limit + self.GRACE  # for shutdown() itself, whatever it waits on
         self.serving = eventlet.getcurrent()
         self.stopping = False
         self.previous: dict[int, Any] = {}
@@ -325,6 +336,13 @@ class GracefulStop:
                 eventlet.hubs.trampoline(fd, read=True)
                 os.read(fd, 512)
 
+    def _shutdown(self) -> None:
+        assert self.shutdown is not None
+        try:
+            self.shutdown()
+        except Exception:
+            log.exception("shutdown failed")
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.stopping:
             log.warning("second %s: stopping now", signal.Signals(signum).name)
@@ -334,11 +352,8 @@ class GracefulStop:
         eventlet.spawn(self._stop)
 
     def _stop(self) -> None:
-        try:
-            if self.shutdown is not None:
-                self.shutdown()
-        except Exception:
-            log.exception("shutdown failed")
+        if self.shutdown is not None and not within(self.limit, self._shutdown):
+            log.warning("shutdown still running after %.0f s; stopping anyway", self.limit)
         eventlet.hubs.get_hub().schedule_call_global(0, self.serving.throw, SystemExit)
         eventlet.sleep(self.GRACE)
         log.warning("connections still open %.0f s after shutdown: exiting", self.GRACE)
@@ -374,7 +389,7 @@ def serve(
     )
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{bound_host}:{bound_port}"
-    stop = GracefulStop(shutdown)
+    stop = GracefulStop(shutdown, float(settings.SHUTDOWN_TIMEOUT))
     stop.install()
     if on_ready is not None:
         on_ready(url)
