@@ -1,4 +1,4 @@
-"""The ``backboneio`` command: ``serve`` and ``plugins``."""
+"""The ``backboneio`` command: ``serve``, ``plugins`` and ``new-plugin``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument(
         "--settings", help="settings module or file, to list only the plugins it enables"
     )
+
+    new_plugin = sub.add_parser(
+        "new-plugin",
+        help="write a plugin's skeleton: pyproject.toml, a hook, README, tests",
+        description="Write the skeleton of a plugin, with an example hook and tests that "
+        "pass, into a new folder DIR/backboneio-NAME.",
+    )
+    new_plugin.add_argument("name", help="the plugin's name, like word-count")
+    new_plugin.add_argument(
+        "--dir", default=".", help="where to create the plugin's folder (default: here)"
+    )
     return parser
 
 
@@ -83,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "new-plugin":
+            return new_plugin(args)
         return list_plugins(args)
     except ConfigurationError as exc:
         # One line per problem: Settings.check reports all of them at once.
@@ -172,4 +185,19 @@ def list_plugins(args: argparse.Namespace) -> int:
         print(f"{name:<{width[0]}}  {version:<{width[1]}}  {hooks}")
     if not infos:
         print("(no plugins installed)")
+    return 0
+
+
+def new_plugin(args: argparse.Namespace) -> int:
+    from .templates import new_plugin as write_skeleton
+
+    try:
+        folder, files = write_skeleton(args.name, args.dir)
+    except ValueError as exc:
+        print(f"backboneio: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote {folder}:")
+    for path in files:
+        print(f"  {path.relative_to(folder)}")
+    print(f'Next: cd {folder} && pip install -e ".[test]" && python -m pytest')
     return 0

@@ -6,10 +6,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from backboneio.testing.requires import binary
 from backboneio_redis import RedisStore, make_store
 from backboneio_redis.testing import RedisServer
-
-from tests.support.requires import binary
 
 INSTALL_HINT = "apt-get install redis-server"
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 import socketio
+from backboneio.testing.server import ServerProcess
 from backboneio_redis.testing import RedisServer
-
-from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.redis
 TIMEOUT = 10

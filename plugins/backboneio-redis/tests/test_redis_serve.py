@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-
-from tests.support.client import BackendClient
-from tests.support.server import ServerProcess
+from backboneio.testing.client import BackendClient
+from backboneio.testing.server import ServerProcess
 
 pytestmark = pytest.mark.redis
 

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 import socketio
+from backboneio.testing.client import BackendClient
+from backboneio.testing.server import ServerProcess
 from backboneio_session_auth import session_serializer
 from flask import Flask, session
 from itsdangerous import TimestampSigner
-
-from tests.support.client import BackendClient
-from tests.support.server import ServerProcess
 
 KEY = "session-auth-test-key"
 OLD_KEY = "session-auth-old-key"

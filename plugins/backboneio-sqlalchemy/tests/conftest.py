@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backboneio.testing.requires import binary, missing
 from backboneio_sqlalchemy import dispose_all, store
 from backboneio_sqlalchemy.testing import PostgresServer
-
-from tests.support.requires import binary, missing
 
 PG_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/bin")
 PG_INSTALL = "apt-get install postgresql"

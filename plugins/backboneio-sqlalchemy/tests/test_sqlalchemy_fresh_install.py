@@ -23,10 +23,11 @@ from typing import Any
 
 import psycopg2
 import pytest
+from backboneio.testing.client import BackendClient
+from backboneio.testing.requires import missing
+from backboneio.testing.server import ServerProcess
 
-from tests.support.client import BackendClient
-from tests.support.requires import missing
-from tests.support.server import ROOT, ServerProcess
+from tests.support.server import ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.pypi]
 

@@ -18,9 +18,8 @@ from typing import Any
 
 import psycopg2
 import pytest
-
-from tests.support.client import BackendClient
-from tests.support.server import ServerProcess
+from backboneio.testing.client import BackendClient
+from backboneio.testing.server import ServerProcess
 
 pytestmark = pytest.mark.postgres
 

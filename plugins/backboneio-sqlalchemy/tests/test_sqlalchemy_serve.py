@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 import socketio
 import sqlalchemy as sa
-
-from tests.support.client import BackendClient
-from tests.support.server import ServerProcess
+from backboneio.testing.client import BackendClient
+from backboneio.testing.server import ServerProcess
 
 # Reading this view keeps SQLite busy in C for a good second: a long query
 # that no Python code interrupts.

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-SETTINGS = """
-TIMESTAMPS_BACKENDS = ["stamped"]
-BACKENDS = {"stamped": {}, "plain": {}}
-"""
+import pytest
 
 
-def test_create_and_patch_are_stamped(start_server, connect):
-    client = connect(start_server(SETTINGS).url, "stamped")
+@pytest.fixture
+def backboneio_settings():
+    return {"TIMESTAMPS_BACKENDS": ["stamped"], "BACKENDS": {"stamped": {}, "plain": {}}}
+
+
+def test_create_and_patch_are_stamped(backboneio_client):
+    client = backboneio_client("stamped")
     created = client.ok("create", {"text": "hi"})
     assert datetime.fromisoformat(created["created_at"]).tzinfo is not None
     assert created["updated_at"] == created["created_at"]
@@ -20,6 +22,6 @@ def test_create_and_patch_are_stamped(start_server, connect):
     assert patched["updated_at"] >= created["updated_at"]
 
 
-def test_other_backends_are_left_alone(start_server, connect):
-    created = connect(start_server(SETTINGS).url, "plain").ok("create", {"text": "hi"})
+def test_other_backends_are_left_alone(backboneio_client):
+    created = backboneio_client("plain").ok("create", {"text": "hi"})
     assert set(created) == {"id", "text"}

@@ -15,12 +15,12 @@ import jwt
 import pytest
 from backboneio import Unauthorized
 from backboneio.settings import Settings
+from backboneio.testing.client import BackendClient, refusal
+from backboneio.testing.server import ServerProcess
 from backboneio_token_auth import TokenVerifier
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.security.helpers import pem_pair
-from tests.support.client import BackendClient, refusal
-from tests.support.server import ServerProcess
 
 SECRET = "token-auth-plugin-test-secret-" + "z" * 40
 

@@ -1,0 +1,211 @@
+"""Real python-socketio clients over WebSocket that speak the backboneio protocol.
+
+::
+
+    from backboneio.testing.client import BackendClient
+
+    with BackendClient(server.url, "notes") as alice, BackendClient(server.url, "notes") as bob:
+        bob.listen()
+        created = alice.ok("create", {"text": "hi"})
+        assert bob.next_synced() == ("create", created)
+
+Needs the ``test`` extra (``pip install "backboneio[test]"``: python-socketio's
+client and websocket-client); without it a client fails to connect with an
+error that says so.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import Any
+
+import socketio
+
+#: Seconds a call, a connection or :meth:`BackendClient.next_synced` waits by default.
+TIMEOUT = 10
+EXTRA_HINT = 'the backboneio test client needs websocket-client: pip install "backboneio[test]"'
+
+
+def require_client_extra() -> None:
+    """Raise a RuntimeError saying what to install if the client's dependencies are missing."""
+    try:
+        import websocket  # noqa: F401  (websocket-client)
+    except ImportError:
+        raise RuntimeError(EXTRA_HINT) from None
+
+
+class BackendClient:
+    """One socket connected to one backend namespace, recording what it hears."""
+
+    def __init__(
+        self,
+        url: str,
+        backend: str,
+        *,
+        auth: Any = None,
+        headers: dict[str, str] | None = None,
+        connect: bool = True,
+    ) -> None:
+        self.url = url
+        self.backend = backend
+        self.namespace = f"/{backend}"
+        self.sio = socketio.Client(reconnection=False)
+        self.synced: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.errors: queue.Queue[Any] = queue.Queue()
+        # Positions (the third argument since the change log) are kept apart,
+        # so tests of the 0.4 protocol compare (method, model) as before.
+        self.positions: list[Any] = []
+        self.sio.on("synced", self._synced, namespace=self.namespace)
+        self.sio.on("error", lambda data: self.errors.put(data), namespace=self.namespace)
+        if connect:
+            self.connect(auth=auth, headers=headers)
+
+    def connect(self, *, auth: Any = None, headers: dict[str, str] | None = None) -> None:
+        require_client_extra()
+        self.sio.connect(
+            self.url,
+            namespaces=[self.namespace],
+            transports=["websocket"],
+            auth=auth,
+            headers=headers or {},
+            wait_timeout=TIMEOUT,
+        )
+
+    def _synced(self, method: str, model: Any, position: Any = None) -> None:
+        self.positions.append(position)
+        self.synced.put((method, model))
+
+    def listen(self, channel: str | None = None) -> Any:
+        """The listen answer's 0.4 part ({event, channel}) or its error."""
+        answer = self.listen_answer(channel)
+        if isinstance(answer, dict) and "error" not in answer:
+            return {key: answer[key] for key in ("event", "channel") if key in answer}
+        return answer
+
+    def listen_answer(self, channel: str | None = None, since: Any = None) -> Any:
+        """The whole listen answer, positions and recovery included."""
+        if since is not None:
+            return self.sio.call(
+                "listen", (channel, {"since": since}), namespace=self.namespace, timeout=TIMEOUT
+            )
+        return (
+            self.sio.call("listen", channel, namespace=self.namespace, timeout=TIMEOUT)
+            if channel is not None
+            else self.sio.call("listen", namespace=self.namespace, timeout=TIMEOUT)
+        )
+
+    def sync(self, method: str, model: Any = None, options: Any = None) -> tuple[Any, Any]:
+        """Send a sync and return the ack as ``(error, result)``."""
+        req = {
+            "method": method,
+            "model": model if model is not None else {},
+            "options": options or {},
+        }
+        ack = self.call("sync", req)
+        # A read's ack carries a third argument, {"positions": [...]}.
+        self.last_ack = ack
+        return ack[0], ack[1]
+
+    def call(self, event: str, *args: Any) -> Any:
+        data = args[0] if len(args) == 1 else tuple(args)
+        return self.sio.call(event, data, namespace=self.namespace, timeout=TIMEOUT)
+
+    def ok(self, method: str, model: Any = None, options: Any = None) -> Any:
+        """A sync that must succeed; returns its result."""
+        error, result = self.sync(method, model, options)
+        assert error is None, error
+        return result
+
+    def next_synced(self, timeout: float = TIMEOUT) -> tuple[str, Any]:
+        """The next ``synced`` notification heard, as ``(method, model)``, waiting for it.
+
+        Raises ``queue.Empty`` after ``timeout`` seconds without one. Only a
+        client that has called :meth:`listen` hears notifications.
+        """
+        return self.synced.get(timeout=timeout)
+
+    def wait_synced(
+        self, method: str | None = None, *, timeout: float = TIMEOUT, **attributes: Any
+    ) -> Any:
+        """The model of the first notification for ``method`` whose model has ``attributes``.
+
+        Notifications heard before it that do not match are dropped. Fails the
+        test (AssertionError) if none arrives within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                got, model = self.synced.get(timeout=max(left, 0))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no {method or 'synced'} notification with {attributes} "
+                    f"on /{self.backend} within {timeout} s"
+                ) from None
+            if method is not None and got != method:
+                continue
+            if isinstance(model, dict) and all(
+                model.get(key) == value for key, value in attributes.items()
+            ):
+                return model
+
+    def heard_nothing(self, wait: float = 0.3) -> bool:
+        try:
+            got = self.synced.get(timeout=wait)
+        except queue.Empty:
+            return True
+        self.synced.put(got)
+        return False
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+    def __enter__(self) -> BackendClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def refusal(
+    url: str,
+    backend: str,
+    *,
+    auth: Any = None,
+    headers: dict[str, str] | None = None,
+    origin: str | None = None,
+) -> Any:
+    """Try to connect; the ``connect_error`` data the server sent, or None if it accepted.
+
+    A refusal at the Engine.IO level (such as a bad Origin) has no Socket.IO
+    reason; it is reported as the string ``"engine.io refused"``.
+    """
+    require_client_extra()
+    extra = {"origin": origin} if origin else {}
+    sio = socketio.Client(reconnection=False, websocket_extra_options=extra)
+    namespace = f"/{backend}"
+    errors: queue.Queue[Any] = queue.Queue()
+    sio.on(
+        "connect_error", lambda *data: errors.put(data[0] if data else None), namespace=namespace
+    )
+    try:
+        sio.connect(
+            url,
+            namespaces=[namespace],
+            transports=["websocket"],
+            auth=auth,
+            headers=headers or {},
+            wait_timeout=TIMEOUT,
+        )
+    except socketio.exceptions.ConnectionError as exc:
+        try:
+            data = errors.get(timeout=TIMEOUT)
+        except queue.Empty:
+            data = None
+        # A Socket.IO refusal carries {"message": ...}; a refused Engine.IO
+        # handshake (HTTP 400) only a transport error string.
+        return data if isinstance(data, dict) else f"engine.io refused: {data or exc}"
+    else:
+        sio.disconnect()
+        return None
