@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .errors import ConfigurationError
 
@@ -127,10 +126,6 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or settings.HOST
     port = args.port if args.port is not None else settings.PORT
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
     try:
         sock = runner.listen_socket(host, port, settings)
     except OSError as exc:
@@ -140,7 +135,7 @@ def serve(args: argparse.Namespace) -> int:
         names = ", ".join(f"/{name}" for name in server.backends) or "none"
         print(f"backboneio serving on {url} (backends: {names})", flush=True)
 
-    runner.serve(server.app, sock=sock, on_ready=ready, settings=settings)
+    runner.serve(server.app, sock=sock, on_ready=ready, settings=settings, shutdown=server.shutdown)
     print("backboneio stopped", flush=True)
     return 0
 

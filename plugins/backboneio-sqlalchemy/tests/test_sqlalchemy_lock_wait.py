@@ -146,13 +146,6 @@ def test_control_a_blocking_driver_would_hold_up_the_reader(postgres: Any) -> No
         assert update.answered.wait(10)
 
 
-# Only the Timeout assertions may fail until the core's change lands; any
-# other error (a broken helper, a server that did not start) still fails.
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason="core SYNC_TIMEOUT: the backend must answer Timeout while the store waits",
-)
 def test_an_update_waiting_on_a_lock_is_answered_timeout_at_sync_timeout(postgres: Any) -> None:
     server, table = start(postgres)
     with (
