@@ -52,6 +52,7 @@ class BackendClient:
         self.namespace = f"/{backend}"
         self.sio = socketio.Client(reconnection=False)
         self.synced: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._peeked: list[tuple[str, Any]] = []  # what heard_nothing() saw, still first
         self.errors: queue.Queue[Any] = queue.Queue()
         # Positions (the third argument since the change log) are kept apart,
         # so tests of the 0.4 protocol compare (method, model) as before.
@@ -123,6 +124,11 @@ class BackendClient:
         Raises ``queue.Empty`` after ``timeout`` seconds without one. Only a
         client that has called :meth:`listen` hears notifications.
         """
+        return self._take(timeout)
+
+    def _take(self, timeout: float) -> tuple[str, Any]:
+        if self._peeked:
+            return self._peeked.pop()
         return self.synced.get(timeout=timeout)
 
     def wait_synced(
@@ -137,7 +143,7 @@ class BackendClient:
         while True:
             left = deadline - time.monotonic()
             try:
-                got, model = self.synced.get(timeout=max(left, 0))
+                got, model = self._take(max(left, 0))
             except queue.Empty:
                 raise AssertionError(
                     f"no {method or 'synced'} notification with {attributes} "
@@ -151,11 +157,15 @@ class BackendClient:
                 return model
 
     def heard_nothing(self, wait: float = 0.3) -> bool:
+        """True if no notification arrives within ``wait`` seconds; one that
+        does stays the next one :meth:`next_synced` returns."""
+        if self._peeked:
+            return False
         try:
             got = self.synced.get(timeout=wait)
         except queue.Empty:
             return True
-        self.synced.put(got)
+        self._peeked.append(got)
         return False
 
     def close(self) -> None:
