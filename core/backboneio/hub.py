@@ -19,7 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import pluggy
@@ -27,7 +27,14 @@ import pluggy
 from . import protocol, runner
 from .backend import WRITE_METHODS, Backend, Request
 from .changelog import ChangeLog, Entry, MemoryChangeLog, Position, Retention, StreamKey
-from .errors import BadRequest, ConfigurationError, ConnectionRefused, Forbidden, Unavailable
+from .errors import (
+    BadRequest,
+    ConfigurationError,
+    ConnectionRefused,
+    Forbidden,
+    Unauthorized,
+    Unavailable,
+)
 from .settings import Settings
 
 log = logging.getLogger("backboneio")
@@ -267,6 +274,54 @@ class Hub:
         if state.clients.get(client.sid) is client:
             log.info("disconnecting %s from %r: its credentials expired", client.sid, state.name)
             self.transport.disconnect(client.backend, client.sid)
+
+    def refresh(self, backend: str, sid: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``refresh(auth)``: new credentials for an open socket; the ack's arguments.
+
+        The ``authenticate`` hook checks ``auth`` as it did the connect's. When
+        it accepts, the socket's identity and expiry are replaced, so a page can
+        outlive its first token without reconnecting. When it refuses, nothing
+        changes: the socket still closes when its old credentials expire.
+        """
+        try:
+            client = self.client(backend, sid)
+            auth = args[0] if args else None
+            if not isinstance(auth, dict):
+                raise BadRequest("refresh takes the new credentials as an object, like auth")
+            identity = self._reauthenticate(client, auth)
+            deadline = expires_at(identity)
+            if deadline is not None and deadline <= time.time():
+                raise Unauthorized("Credentials expired")
+            # Whatever the socket listens on must still be allowed to the new identity.
+            self.authorize("listen", replace(client, identity=identity), client.channel, None)
+        except Exception as exc:
+            return self.error_answer(exc, backend), None
+        if client.expiry is not None:
+            client.expiry.cancel()
+        client.identity, client.deadline, client.expiry = identity, deadline, None
+        if deadline is not None:
+            client.expiry = runner.call_later(deadline - time.time(), self.expire, client)
+        return None, {"expires_at": deadline}
+
+    def _reauthenticate(self, client: Client, auth: dict[str, Any]) -> Any:
+        try:
+            identity = self.hook.authenticate(
+                environ=client.environ,
+                auth=auth,
+                backend=client.backend,
+                settings=self.settings,
+                hub=self,
+            )
+        except ConnectionRefused as exc:
+            raise Unauthorized(exc.reason, **exc.data) from exc
+        except Exception as exc:
+            log.exception("authenticate hook failed on refresh for backend %r", client.backend)
+            detail = f": {exc}" if self.settings.DEBUG else ""
+            raise Unauthorized(f"Authentication failed{detail}") from exc
+        if identity is None:
+            # No plugin recognised them: an identity is never swapped for anonymity.
+            raise Unauthorized("The new credentials were not recognised")
+        return identity
 
     def disconnect(self, backend: str, sid: str) -> None:
         state = self.served[backend]

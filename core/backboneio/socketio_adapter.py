@@ -28,6 +28,8 @@ from .recipients import with_recipient_filter
 log = logging.getLogger("backboneio")
 CLOSE_SECONDS = 2.0  # for every connection to be told to close when draining
 HEADER_SCAN = 300  # characters of an oversized packet read to find its namespace and ack id
+# A refresh's outcome, like a listen's or a sync's, only reaches the client in the ack.
+ACKED_EVENTS = protocol.CLIENT_EVENTS | {"refresh"}
 
 
 class Refused:
@@ -89,7 +91,7 @@ class WirePacket(packet.Packet):
             refusal = protocol.refusal(self.data)
             if refusal is not None:
                 self._refuse(refusal, "an event that is not [name, ...args]")
-            elif self.id is None and self.data[0] in protocol.CLIENT_EVENTS:
+            elif self.id is None and self.data[0] in ACKED_EVENTS:
                 event = self.data[0]
                 self._refuse(protocol.missing_ack(event), "an event without its ack")
                 self.data[1]["event"] = event  # the client learns which of its events it was
@@ -147,7 +149,7 @@ class RefusingNamespace(socketio.Namespace):
 
 
 class BackendNamespace(RefusingNamespace):
-    """``/<backend name>``: listen, sync and the ``synced`` notifications."""
+    """``/<backend name>``: listen, sync, refresh and the ``synced`` notifications."""
 
     def __init__(self, name: str, hub: Hub) -> None:
         super().__init__(f"/{name}")
@@ -159,6 +161,8 @@ class BackendNamespace(RefusingNamespace):
             return self.hub.sync(self.name, args[0], args[1:])
         if event == "listen":
             return self.hub.listen(self.name, args[0], args[1:])
+        if event == "refresh":
+            return self.hub.refresh(self.name, args[0], args[1:])
         return super().trigger_event(event, *args)
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
