@@ -180,7 +180,7 @@ def get_plugin_manager(
         names = {ep.name, _distribution_name(ep)}
         if wanted is not None and not names & wanted:
             continue
-        found |= names & (wanted or set())
+        found |= {name for name in names if name is not None} & (wanted or set())
         try:
             try:
                 plugin = ep.load()

@@ -11,7 +11,7 @@ in the same order for the same query (``backboneio.testing`` checks it).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -45,9 +45,9 @@ def json_equal(a: Any, b: Any) -> bool:
     """Equality of two JSON values: numbers by value, booleans distinct from
     numbers, objects regardless of key order, arrays element by element."""
     if is_number(a) and is_number(b):
-        return a == b
+        return bool(a == b)
     if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
+        return type(a) is type(b) and bool(a == b)
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -90,6 +90,10 @@ def sort_key(value: Any) -> tuple[int, Any]:
     return rank, 0
 
 
+def _field_sort_key(field: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
+    return lambda model: sort_key(model.get(field))
+
+
 MISSING: Any = object()
 
 
@@ -129,12 +133,12 @@ class Compare:
         ):
             return False
         if op == "lt":
-            return actual < value
+            return bool(actual < value)
         if op == "lte":
-            return actual <= value
+            return bool(actual <= value)
         if op == "gt":
-            return actual > value
-        return actual >= value
+            return bool(actual > value)
+        return bool(actual >= value)
 
 
 @dataclass(frozen=True)
@@ -241,7 +245,7 @@ class Query:
         # Stable sorts from the least to the most significant key.
         ordered.sort(key=lambda m: sort_key(m.get(self.id_attribute)))
         for key in reversed(self.sort):
-            ordered.sort(key=lambda m, f=key.field: sort_key(m.get(f)), reverse=key.descending)
+            ordered.sort(key=_field_sort_key(key.field), reverse=key.descending)
         return ordered
 
     def project(self, model: Mapping[str, Any]) -> Any:

@@ -21,7 +21,7 @@ import signal
 import socket
 import warnings
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 # eventlet >= 0.37 warns on import that it is in bug-fix-only maintenance.
 # We chose it knowingly (docs/eventlet.md); the warning would otherwise reach
@@ -108,7 +108,7 @@ def within(seconds: float, fn: Callable[..., Any], *args: Any) -> bool:
 def offload(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking call (a C extension, a driver eventlet cannot patch) in a
     real OS thread, so the other clients keep being served meanwhile."""
-    return eventlet.tpool.execute(fn, *args, **kwargs)
+    return cast(T, eventlet.tpool.execute(fn, *args, **kwargs))
 
 
 # -- WebSocket frame unmasking ---------------------------------------------
@@ -164,7 +164,8 @@ def listen_socket(host: str, port: int, settings: Settings | None = None) -> soc
     backlog = _settings(settings).LISTEN_BACKLOG
     # eventlet defaults to SO_REUSEPORT, which would let a second server
     # silently share a port that is already in use.
-    return eventlet.listen((host, port), reuse_port=False, backlog=backlog)
+    sock: socket.socket = eventlet.listen((host, port), reuse_port=False, backlog=backlog)
+    return sock
 
 
 def raise_open_file_limit(needed: int) -> int:
@@ -193,7 +194,7 @@ def connection_limit(settings: Settings | None = None) -> int:
     """Raise the open-file limit for ``MAX_CONNECTIONS`` and return how many
     connections the server will hold: ``MAX_CONNECTIONS``, or fewer with a
     one-line warning when the system refuses the limit they need."""
-    wanted = _settings(settings).MAX_CONNECTIONS
+    wanted: int = _settings(settings).MAX_CONNECTIONS
     needed = wanted + RESERVED_FILES
     limit = raise_open_file_limit(needed)
     if limit >= needed:
@@ -278,7 +279,8 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
 
     def parse_request(self) -> bool:
         try:
-            return super().parse_request()
+            parsed: bool = super().parse_request()
+            return parsed
         finally:
             # The headers are in: the app's own time is not limited here.
             self._header_deadline.cancel()

@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .errors import ConfigurationError
 
@@ -184,7 +184,8 @@ class Settings:
         ``fresh`` builds it again (at start-up, to report errors right away)."""
         if fresh or key not in self._memo:
             self._memo[key] = build()
-        return self._memo[key]
+        # One dict holds every plugin's values; each key holds what its build returned.
+        return cast(T, self._memo[key])
 
     def declare(self, setting: Setting) -> None:
         if setting.name in self.declared and self.declared[setting.name].plugin != setting.plugin:

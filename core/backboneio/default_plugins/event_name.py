@@ -9,4 +9,5 @@ from backboneio.settings import Settings
 @hookimpl(trylast=True)
 def event_name(backend: str, settings: Settings) -> str:
     config = settings.BACKENDS.get(backend, {})
-    return config.get("event") or settings.EVENT
+    name: str = config.get("event") or settings.EVENT
+    return name

@@ -198,9 +198,10 @@ def make_app(assets_dir: str | None = None, *, find_local: bool = True) -> WSGIA
     # Only the files the pages load (and each package.json, which says the
     # version) are served from the assets folder, never the rest of it.
     asset_files: dict[str, Path] = {}
-    for lib in LIBRARIES if assets else ():
-        asset_files[lib.local_url] = assets / lib.name / lib.file
-        asset_files[f"/assets/{lib.name}/package.json"] = assets / lib.name / "package.json"
+    if assets is not None:
+        for lib in LIBRARIES:
+            asset_files[lib.local_url] = assets / lib.name / lib.file
+            asset_files[f"/assets/{lib.name}/package.json"] = assets / lib.name / "package.json"
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"

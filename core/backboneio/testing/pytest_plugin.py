@@ -26,12 +26,14 @@ When a test fails, the output of every server it started is added to the report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:  # imported when a fixture runs, never when pytest loads the plugin
+    import pluggy
+
     from .client import BackendClient
     from .server import ServerProcess, SettingsLike
 
@@ -100,7 +102,9 @@ def backboneio_client(request: pytest.FixtureRequest) -> Iterator[Callable[..., 
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if not report.failed:

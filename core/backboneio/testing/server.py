@@ -38,7 +38,8 @@ def free_port() -> int:
     """A TCP port nobody listens on at the moment (on 127.0.0.1)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def settings_source(settings: SettingsLike) -> str | None:

@@ -15,6 +15,7 @@ as the server sends them, without the network in between. Each store gets
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import tempfile
@@ -80,10 +81,8 @@ def run(urls: Mapping[str, str], *, rows: int = 10_000, reads: int = 50) -> list
     """Benchmark the memory store and a document table on each of ``urls``."""
     results = [measure("memory", MemoryStore, rows=rows, reads=reads)]
     for name, url in urls.items():
-        table = f"bench_{uuid.uuid4().hex[:8]}"
-        results.append(
-            measure(name, lambda url=url, table=table: store(url, table), rows=rows, reads=reads)
-        )
+        make = functools.partial(store, url, f"bench_{uuid.uuid4().hex[:8]}")
+        results.append(measure(name, make, rows=rows, reads=reads))
     dispose_all()
     return results
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from backboneio.errors import BadRequest, ConfigurationError
+from backboneio.query import is_number
 from backboneio.stores import check_id, new_id
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
@@ -124,7 +125,8 @@ class DocumentTable:
     def model_of(self, row: Any) -> dict[str, Any]:
         body = row[0]
         # A driver without a JSON type of its own hands back the text.
-        return json.loads(body) if isinstance(body, str) else body
+        model: dict[str, Any] = json.loads(body) if isinstance(body, str) else body
+        return model
 
 
 class ColumnTable:
@@ -219,7 +221,7 @@ class ColumnTable:
             raise BadRequest(f"{name} must be true or false", field=name)
         if kind == "number":
             integer = column.type.python_type is int
-            if not translate.is_number(value) or (integer and not isinstance(value, int)):
+            if not is_number(value) or (integer and not isinstance(value, int)):
                 raise BadRequest(
                     f"{name} must be {'an integer' if integer else 'a number'}", field=name
                 )

@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from .jsonvalues import canonical_text, plain_dumps
 
 SQLExpr = ColumnElement[Any]
-COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+COMPARISONS: dict[str, Callable[[Any, Any], SQLExpr]] = {
     "lt": lambda a, b: a < b,
     "lte": lambda a, b: a <= b,
     "gt": lambda a, b: a > b,
@@ -87,9 +87,10 @@ class Translator:
                 return None, exact
             return (exprs[0] if len(exprs) == 1 else sa.and_(*exprs)), exact
         assert isinstance(node, Or)
-        if any(expr is None for expr, _ in parts):
+        exprs = [expr for expr, _ in parts if expr is not None]
+        if len(exprs) < len(parts):
             return None, False  # one branch unknown: any row may match
-        return sa.or_(*(expr for expr, _ in parts)), exact
+        return sa.or_(*exprs), exact
 
 
 def _either(node: Compare, eq: Callable[[Any], SQLExpr], present: SQLExpr) -> SQLExpr:
