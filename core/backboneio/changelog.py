@@ -92,9 +92,14 @@ class ChangeLog:
         *,
         origin: str | None = None,
         retention: Retention | None = None,
+        key: str | None = None,
     ) -> Entry:
         """Record a write and return its entry; raise :class:`backboneio.Unavailable`
-        when the log cannot take it (the write's author is told so)."""
+        when the log cannot take it (the write's author is told so).
+
+        ``key`` is unique to the write, and the same when the hub appends it
+        again after a failure: a log whose answer can be lost after it took
+        the entry (a remote one) uses it to record the write only once."""
         raise NotImplementedError
 
     def head(self, backend: str, channel: str | None) -> Position:
@@ -140,7 +145,9 @@ class MemoryChangeLog(ChangeLog):
         *,
         origin: str | None = None,
         retention: Retention | None = None,
+        key: str | None = None,
     ) -> Entry:
+        # In-process: an append that raised took nothing, so ``key`` is not needed.
         now = time.time()
         with self._lock:
             stream = self._stream((backend, channel))

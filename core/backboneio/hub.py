@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -566,7 +567,10 @@ class Hub:
             )
         except Exception:
             log.exception("after_write hook failed for backend %r", backend)
-        args = (backend, channel, method, model, origin, self.served[backend].retention)
+        # One key per write: appending it again after a failure whose answer
+        # was lost must not log it twice.
+        key = uuid.uuid4().hex
+        args = (backend, channel, method, model, origin, self.served[backend].retention, key)
         if self._pending:
             self._pending.append(args)  # behind earlier ones, to keep each stream's order
             return
@@ -587,8 +591,11 @@ class Hub:
         model: Any,
         origin: str | None,
         retention: Retention,
+        key: str,
     ) -> Entry:
-        return self.log.append(backend, channel, method, model, origin=origin, retention=retention)
+        return self.log.append(
+            backend, channel, method, model, origin=origin, retention=retention, key=key
+        )
 
     def _retry_later(self) -> None:
         if not self._retrying:

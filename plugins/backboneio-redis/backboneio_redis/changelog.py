@@ -61,8 +61,34 @@ READ_COUNT = 500
 # backs off to minutes, which is what this log replaces).
 RETRY_FIRST = 0.1
 RETRY_MAX = 0.5
+# An append is tried this many times, the later tries after these pauses;
+# a retry looks for its write among this many of the stream's newest entries
+# (only writes appended in the fraction of a second between tries can sit
+# above it).
+APPEND_PAUSES = (0.02, 0.2)
+APPEND_LOOKBACK = 1000
+# Keys of appends that failed without an answer, until the write is logged.
+UNCERTAIN_MAX = 10_000
 
+# KEYS: stream, meta, global stream, global meta. ARGV: see RedisChangeLog.append.
+# When ARGV[14] is '1' an earlier attempt of this write (key ARGV[13]) may have
+# been taken with its answer lost: if the stream's newest entries hold it, its
+# position is answered and nothing is added.
 _APPEND = """
+if ARGV[14] == '1' then
+  local known = redis.call('HGET', KEYS[2], 'epoch')
+  if known then
+    for _, e in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[15])) do
+      local f = e[2]
+      for j = 1, #f - 1, 2 do
+        if f[j] == 'i' and f[j + 1] == ARGV[13] then
+          local ms, seq = string.match(e[1], '^(%d+)-(%d+)$')
+          return {known, tonumber(seq), ms}
+        end
+      end
+    end
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function int(n) return string.format('%.0f', n) end
@@ -80,7 +106,10 @@ local ms = math.max(now, tonumber(redis.call('HGET', KEYS[2], 'ms')) or 0)
 redis.call('HSET', KEYS[2], 'ms', int(ms), 'age', ARGV[7])
 local fields = {'m', ARGV[3], 'v', ARGV[4]}
 if ARGV[5] ~= '' then fields[5] = 'o'; fields[6] = ARGV[5] end
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[6], int(ms) .. '-' .. int(seq), unpack(fields))
+local own = {unpack(fields)}
+own[#own + 1] = 'i'
+own[#own + 1] = ARGV[13]
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[6], int(ms) .. '-' .. int(seq), unpack(own))
 local age = tonumber(ARGV[7])
 if age >= 0 and ms - age > 0 then
   redis.call('XTRIM', KEYS[1], 'MINID', int(ms - age))
@@ -215,8 +244,18 @@ class RedisChangeLog(ChangeLog):
                 retry=Retry(NoBackoff(), 0),
                 **options,
             )
+            # Appends do their own retrying (see append): a retry of a script
+            # whose answer was lost must say so, or the write is logged twice.
+            self._writer = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                **options,
+            )
         except ValueError as exc:
             raise ConfigurationError(f"Cannot use Redis URL {redacted(url)!r}: {exc}") from None
+        self._uncertain: dict[str, None] = {}
         self._append = self.client.register_script(_APPEND)
         self._head = self.client.register_script(_HEAD)
         self._since = self.client.register_script(_SINCE)
@@ -275,8 +314,10 @@ class RedisChangeLog(ChangeLog):
         *,
         origin: str | None = None,
         retention: Retention | None = None,
+        key: str | None = None,
     ) -> Entry:
         retention = retention or self.retention
+        key = key or uuid.uuid4().hex
         stream, meta = self.keys(backend, channel)
         max_age = retention.max_age
         age_ms = -1 if max_age == float("inf") else max(0, int(max_age * 1000))
@@ -295,13 +336,25 @@ class RedisChangeLog(ChangeLog):
             backend,
             "0" if channel is None else "1",
             channel or "",
+            key,
         ]
-        try:
-            epoch, seq, ms = self._append(
-                keys=[stream, meta, self.global_key, self.global_meta], args=args
-            )
-        except UNAVAILABLE_ERRORS as exc:
-            raise self._unavailable(exc, "append") from exc
+        keys = [stream, meta, self.global_key, self.global_meta]
+        for pause in (*APPEND_PAUSES, None):
+            retry = "1" if key in self._uncertain else "0"
+            try:
+                epoch, seq, ms = self._append(
+                    keys=keys, args=[*args, retry, APPEND_LOOKBACK], client=self._writer
+                )
+                break
+            except UNAVAILABLE_ERRORS as exc:
+                # Redis may have run the script and lost only the answer.
+                self._uncertain[key] = None
+                while len(self._uncertain) > UNCERTAIN_MAX:
+                    del self._uncertain[next(iter(self._uncertain))]
+                if pause is None:
+                    raise self._unavailable(exc, "append") from exc
+                time.sleep(pause)
+        self._uncertain.pop(key, None)
         return Entry(backend, channel, epoch, int(seq), method, model, origin, int(ms) / 1000)
 
     def head(self, backend: str, channel: str | None) -> Position:
@@ -354,6 +407,7 @@ class RedisChangeLog(ChangeLog):
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=BLOCK_MS / 1000 + 2)
         self._reader.close()
+        self._writer.close()
         self.client.close()
 
     # -- the reader ------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -330,3 +332,83 @@ def test_flushed_under_a_connected_reader_it_follows_the_new_history(
     assert got[5:] == new
     assert new[0].seq == 1 and new[0].epoch != old_epoch
     assert log.since("m", None, old_epoch, 5) is None
+
+
+class AnswerLosingRelay:
+    """A TCP relay to Redis that, once armed, forwards the next script call
+    but drops Redis's answer and cuts that connection: the write happened,
+    and the client cannot know (as when Redis stops right after running it)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.armed = threading.Event()
+        self.lost = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            doomed = threading.Event()  # this connection's next answer is lost
+            for src, dst, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(
+                    target=self._pump, args=(src, dst, answers, doomed), daemon=True
+                ).start()
+
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, answers: bool, doomed: threading.Event
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if answers and doomed.is_set():
+                    self.lost += 1
+                    break
+                if not answers and self.armed.is_set() and b"EVALSHA" in data.upper():
+                    self.armed.clear()
+                    doomed.set()
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_an_append_whose_answer_was_lost_is_logged_once(
+    logs: Any, redis_server: RedisServer
+) -> None:
+    relay = AnswerLosingRelay(redis_server.port)
+    try:
+        log = logs(server=relay)
+        seen = Collector()
+        log.start(seen)
+        first = log.append("messages", None, "create", {"n": 1}, key="write-1")
+        relay.armed.set()
+        # Redis runs the script, its answer is lost, the log tries again.
+        second = log.append("messages", None, "create", {"n": 2}, key="write-2")
+        assert relay.lost == 1
+        assert (first.seq, second.seq) == (1, 2)
+        assert log.head("messages", None).seq == 2
+        assert [e.model for e in log.since("messages", None, first.epoch, 0) or []] == [
+            {"n": 1},
+            {"n": 2},
+        ]
+        delivered = seen.wait_count(2)
+        time.sleep(0.7)  # a second copy would be delivered within one blocking read
+        assert [e.model for e in seen.entries] == [e.model for e in delivered] == [
+            {"n": 1},
+            {"n": 2},
+        ]
+    finally:
+        relay.close()

@@ -164,7 +164,13 @@ def test_writes_across_a_redis_restart_are_delivered_or_recovered_per_client(
             live = {(m["w"], m["n"]) for _, m, _ in peer.heard}
             again = {(m["w"], m["n"]) for _, m, _ in replayed[i]}
             keys = [(m["w"], m["n"]) for _, m, _ in peer.heard + replayed[i]]
-            assert len(keys) == len(set(keys)), f"listener {i} heard something twice"
+            twice = [
+                (kind, position)
+                for kind, heard in (("live", peer.heard), ("replayed", replayed[i]))
+                for _, m, position in heard
+                if keys.count((m["w"], m["n"])) > 1
+            ]
+            assert not twice, f"listener {i} heard something twice: {twice}"
             # Within an epoch each stream's seq rises by exactly one, whichever
             # process wrote (no per-recipient rules here).
             last: dict[Any, tuple[str, int]] = {}
