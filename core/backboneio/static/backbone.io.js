@@ -40,6 +40,15 @@
   }
 
   var DEFAULT_SYNC_TIMEOUT = 30000;
+  // How long a write is retried before it fails with Timeout: well inside the
+  // lifetime of the server's idempotency keys (24 hours by default), past which
+  // a retry could be applied a second time.
+  var DEFAULT_GIVE_UP = 3600000;
+  // Milliseconds before sending a write again after an attempt went unanswered
+  // or was refused as Unavailable; the last one repeats.
+  var RETRY_DELAYS = [250, 1000, 2000, 5000, 10000];
+  // A token refresh is attempted this long before the token's exp (at most half its life).
+  var DEFAULT_REFRESH_BEFORE = 60000;
   var WRITES = {create: true, update: true, patch: true, delete: true};
   // Events Backbone triggers itself: a listener for one of them is not waiting
   // for notifications (used until the server has told the event prefix).
@@ -57,7 +66,7 @@
     'processData', 'dataType', 'username', 'password', 'headers', 'xhrFields', 'crossDomain',
     'cache', 'async', 'global', 'complete', 'statusCode', 'accepts', 'contents', 'converters',
     'dataFilter', 'ifModified', 'isLocal', 'jsonp', 'jsonpCallback', 'method', 'mimeType',
-    'scriptAttrs', 'scriptCharset', 'traditional'
+    'scriptAttrs', 'scriptCharset', 'traditional', 'retry', 'onConflict'
   ], function (key) { return [key, true]; }));
 
   var state = {
@@ -72,9 +81,21 @@
     // Positions of released links: a link opened again for the same backend
     // and channel resumes from them, so a save() followed by bindBackend()
     // hears what was written between the two.
-    released: {}
+    released: {},
+    // Writes: retried with their idempotency key until answered or given up.
+    retryWrites: true,
+    giveUpAfter: DEFAULT_GIVE_UP,
+    onConflict: 'keep',          // or 'server': a Conflict's `current` replaces the model
+    versionAttribute: '_version',
+    persistKey: null,            // the localStorage key of the persisted queue, when on
+    // Token refresh: the page's function for a fresh token, and the timer that calls it.
+    refreshToken: null,
+    refreshBefore: null,
+    refreshTimer: null,
+    expiresAt: null              // seconds since the epoch, when known
   };
   var delivering = null;  // {event, method} while notify() triggers models
+  var seq = 0;            // every sync's place in the page's order
 
   function noop() {}
 
@@ -122,6 +143,61 @@
 
   function positive(value) {
     return typeof value === 'number' && value > 0 && value < Infinity;
+  }
+
+  // -- idempotency keys ------------------------------------------------------
+  //
+  // Every write carries a fresh key, the same on every attempt, so the server
+  // runs it once however often the client has to send it.
+
+  function cryptoObject() {
+    if (typeof crypto !== 'undefined' && crypto) return crypto;
+    return typeof globalThis !== 'undefined' ? globalThis.crypto : undefined;
+  }
+
+  function idempotencyKey() {
+    var c = cryptoObject();
+    // randomUUID exists only in secure contexts (https, localhost).
+    if (c && typeof c.randomUUID === 'function') {
+      try { return c.randomUUID(); } catch (exc) { /* fall through */ }
+    }
+    var bytes = [], i;
+    if (c && typeof c.getRandomValues === 'function') {
+      bytes = Array.prototype.slice.call(c.getRandomValues(new Uint8Array(16)));
+    } else {
+      for (i = 0; i < 16; i++) bytes.push(Math.floor(Math.random() * 256));
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;  // a version 4 UUID, as randomUUID gives
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = _.map(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join('');
+    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20),
+      hex.slice(20)].join('-');
+  }
+
+  // -- pending marks ---------------------------------------------------------
+  //
+  // model.pending is true while a write of the model is unanswered (queued
+  // while offline, being retried, or just sent); `pending` (model, pending)
+  // is triggered when it changes, so a view can show "sending...".
+
+  Backbone.Model.prototype.pending = false;
+
+  function markPending(model, options) {
+    if (!(model instanceof Backbone.Model)) return;
+    model._backboneioWrites = (model._backboneioWrites || 0) + 1;
+    if (model.pending) return;
+    model.pending = true;
+    guarded(model.trigger, model, ['pending', model, true, options]);
+  }
+
+  // Clears the mark at once (so the callbacks see it cleared); the returned
+  // function triggers the event, after the callbacks have applied the answer.
+  function unmarkPending(model, options) {
+    if (!(model instanceof Backbone.Model) || !model._backboneioWrites) return noop;
+    model._backboneioWrites -= 1;
+    if (model._backboneioWrites || !model.pending) return noop;
+    model.pending = false;
+    return function () { guarded(model.trigger, model, ['pending', model, false, options]); };
   }
 
   // -- positions -------------------------------------------------------------
@@ -198,6 +274,8 @@
     this.releasing = false;
     this.positions = {};  // stream ('' or '#' + channel) -> the last position heard of it
     this.early = null;    // notifications heard while the listen is unanswered
+    this.holding = null;  // a sync sent in order: the next waits for its answer
+    this.flushTimer = null;
   }
 
   Link.prototype.describe = function () {
@@ -342,7 +420,12 @@
     this.ready = false;
     // Unapplied: the resume asks for them again.
     this.early = null;
-    this.failAll(this.inflight.slice(), error('Unavailable',
+    this.holding = null;
+    // Writes go back in line with their keys, to be sent again once
+    // reconnected; a read (or a write that may not be retried) fails.
+    var inflight = this.inflight.slice();
+    this.requeue(_.filter(inflight, function (entry) { return entry.retry; }));
+    this.failAll(_.reject(inflight, function (entry) { return entry.retry; }), error('Unavailable',
       'The connection to ' + this.describe() + ' was lost (' + reason + ') before the server ' +
       'answered; the change may or may not have been applied', 503));
     if (!this.socket.active) {
@@ -404,38 +487,111 @@
       later(function () { entry.settle(why); });
       return;
     }
+    // A sync that has to wait (offline, behind others) is later sent in
+    // order: each after the previous one's answer, so queued writes land
+    // in the order they were made.
+    entry.serial = !(this.ready && this.socket && this.socket.connected && !this.holding &&
+      !this.queue.length);
     this.queue.push(entry);
+    persist();
     if (this.ready) this.flush();
   };
 
   Link.prototype.flush = function () {
-    while (this.ready && this.socket && this.socket.connected && this.queue.length) {
+    var link = this;
+    while (this.ready && this.socket && this.socket.connected && this.queue.length &&
+           !this.holding) {
+      var entry = this.queue[0];
+      // The page's previous write of the same model comes first.
+      if (entry.after && !entry.after.settled) return;
+      var wait = (entry.notBefore || 0) - Date.now();
+      if (wait > 0) {
+        if (!this.flushTimer) {
+          this.flushTimer = setTimeout(function () {
+            link.flushTimer = null;
+            link.flush();
+          }, wait);
+        }
+        return;
+      }
       this.send(this.queue.shift());
     }
   };
 
-  Link.prototype.send = function (entry) {
+  // Puts unanswered writes back in line, in the order they were made.
+  Link.prototype.requeue = function (entries) {
+    if (!entries.length) return;
     var link = this;
-    entry.sent = true;
-    this.inflight.push(entry);
-    this.socket.emit('sync', entry.request, function (err, result, extra) {
+    _.each(entries, function (entry) {
       link.inflight = _.without(link.inflight, entry);
+      if (link.holding === entry) link.holding = null;
+      entry.sent = false;
+      entry.serial = true;
+      if (entry.attemptTimer) clearTimeout(entry.attemptTimer);
+      entry.attemptTimer = null;
+    });
+    this.queue = _.sortBy(_.difference(this.queue, entries).concat(entries), 'seq');
+  };
+
+  // An attempt went unanswered, or the server was unavailable: the same
+  // write (the same key) goes again after a pause.
+  Link.prototype.retryLater = function (entry, why) {
+    entry.attempts += 1;
+    entry.notBefore = Date.now() + RETRY_DELAYS[Math.min(entry.attempts, RETRY_DELAYS.length) - 1];
+    this.requeue([entry]);
+    announce('retry', this.info(), {method: entry.request.method, attempts: entry.attempts,
+      idempotencyKey: entry.key, reason: why});
+    this.flush();
+  };
+
+  Link.prototype.send = function (entry) {
+    var link = this, socket = this.socket;
+    prepare(entry);
+    entry.sent = true;
+    entry.attempts = entry.attempts || 1;
+    this.inflight.push(entry);
+    if (entry.serial) this.holding = entry;
+    if (entry.retry) {
+      entry.attemptTimer = setTimeout(function () {
+        entry.attemptTimer = null;
+        if (!entry.settled && _.contains(link.inflight, entry)) {
+          link.retryLater(entry, error('Timeout', 'No answer from ' + link.describe() +
+            ' within ' + entry.timeout + ' ms', 504));
+        }
+      }, entry.timeout);
+    }
+    socket.emit('sync', entry.request, function (err, result, extra) {
+      // An earlier attempt's answer is as good as the latest one's: the key
+      // made them one write. Only the first answer counts.
+      if (entry.settled) return;
+      link.forget(entry);
+      if (link.holding === entry) link.holding = null;
+      if (entry.attemptTimer) clearTimeout(entry.attemptTimer);
+      entry.attemptTimer = null;
       var failed = err ? (err.error || err) : null;
       var method = entry.request.method;
+      if (failed && entry.retry && failed.name === 'Unavailable' && socket === link.socket) {
+        // Nothing was written (the store or the change log was down): try again.
+        link.retryLater(entry, failed);
+        return;
+      }
       // A read answers with the heads taken before it: changes up to them are in the result.
       if (!failed && extra && link.socket) {
         _.each(positionsIn(extra.positions), function (position) { link.advance(position); });
       }
+      if (!failed) entry.answer = result;
       entry.settle(failed, result);
       // The server tells every other client; the other objects of this page
       // share this socket, so they hear it from here.
       if (!failed && WRITES[method]) echo(link, method, result, entry.origin);
+      link.flush();
     });
   };
 
   Link.prototype.forget = function (entry) {
     this.queue = _.without(this.queue, entry);
     this.inflight = _.without(this.inflight, entry);
+    if (this.holding === entry) this.holding = null;
   };
 
   // Everything is dequeued before any callback runs, so a callback that
@@ -767,21 +923,66 @@
       504, {method: entry.request.method});
   }
 
-  function backendSync(method, model, options, spec) {
-    var link = linkFor(spec);
-    var done = deferred();
-    var success = options.success, failure = options.error;
+  // A Conflict's `current` taken as the model (onConflict: 'server'), before
+  // the error callbacks run, so they and the page see the stored copy.
+  function takeServers(entry, current) {
+    var model = entry.origin;
+    if (!(model instanceof Backbone.Model)) return;
+    if (entry.request.method === 'delete') {
+      // destroy() without wait took it out of its collection already.
+      var collection = entry.collection;
+      if (collection && !collection.get(current[model.idAttribute])) collection.add(current);
+      return;
+    }
+    replaceAttributes(model, current);
+  }
+
+  // Just before a write is sent: one made on top of the page's previous write
+  // of the same model takes what that write's answer gave it. A second save()
+  // of a model whose create was pending becomes an update of the created model,
+  // and a version the previous write started from becomes the one it produced.
+  function prepare(entry) {
+    var previous = entry.after;
+    entry.after = null;
+    if (!previous || !previous.answer || !_.isObject(previous.answer)) return;
+    var request = entry.request, model = request.model, origin = entry.origin;
+    var answer = previous.answer, version = state.versionAttribute;
+    if (request.method === 'create' && previous.request.method === 'create' &&
+        origin instanceof Backbone.Model && !origin.isNew()) {
+      request.method = 'update';
+      model[origin.idAttribute] = origin.id;
+      if (_.has(answer, version) && model[version] == null) model[version] = answer[version];
+      persist();
+      return;
+    }
+    if (_.has(model, version) && _.has(answer, version) &&
+        model[version] === previous.request.model[version]) {
+      model[version] = answer[version];
+      persist();
+    }
+  }
+
+  function makeEntry(link, method, request, origin, options, callbacks) {
     // jQuery reads timeout: 0 as "no limit"; here every sync has one.
     var own = positive(options.timeout);
+    var write = WRITES[method] === true;
     var entry = {
       link: link,
-      origin: model,
-      request: {method: method, model: wireModel(method, model, options), options: wireOptions(options)},
+      origin: origin,
+      collection: origin instanceof Backbone.Model ? origin.collection : null,
+      request: request,
+      seq: seq += 1,
+      write: write,
+      key: write ? request.options.idempotencyKey : null,
+      retry: write && state.retryWrites && options.retry !== false,
+      onConflict: options.onConflict || state.onConflict,
+      attempts: 0,
       sent: false,
       settled: false,
       timer: null,
+      attemptTimer: null,
       ownTimeout: own,
-      started: Date.now(),
+      started: callbacks.started || Date.now(),
       timeout: own ? options.timeout : state.syncTimeout,
       arm: function (ms) {
         if (entry.timer) clearTimeout(entry.timer);
@@ -789,27 +990,297 @@
         entry.timer = setTimeout(function () {
           link.forget(entry);
           entry.settle(timeoutError(entry));
+          link.flush();
         }, Math.max(0, ms - (Date.now() - entry.started)));
       },
       settle: function (err, result) {
         if (entry.settled) return;
         entry.settled = true;
         if (entry.timer) clearTimeout(entry.timer);
+        if (entry.attemptTimer) clearTimeout(entry.attemptTimer);
+        persist();
+        var unmark = write ? unmarkPending(origin, options) : noop;
         if (err) {
-          if (failure) guarded(failure, null, [err]);
-          guarded(done.reject, null, [err]);
-        } else {
-          if (success) guarded(success, null, [result]);
-          guarded(done.resolve, null, [result]);
+          if (err.name === 'Conflict' && _.isObject(err.current) && entry.onConflict === 'server') {
+            guarded(takeServers, null, [entry, err.current]);
+          }
+          if (callbacks.error) guarded(callbacks.error, null, [err]);
+        } else if (callbacks.success) {
+          guarded(callbacks.success, null, [result]);
         }
+        unmark();
         link.release();
+        link.flush();
       }
     };
-    entry.arm(entry.timeout);
+    if (entry.retry) {
+      // One attempt waits `timeout` for its answer; the write is given up
+      // (Timeout) only after `giveUpAfter`, counted from when it was made.
+      entry.timeout = own ? options.timeout : state.syncTimeout;
+      entry.timer = setTimeout(function () {
+        link.forget(entry);
+        entry.timeout = state.giveUpAfter;
+        entry.settle(timeoutError(entry));
+        link.flush();
+      }, Math.max(0, state.giveUpAfter - (Date.now() - entry.started)));
+    } else {
+      entry.arm(entry.timeout);
+    }
+    return entry;
+  }
+
+  function backendSync(method, model, options, spec) {
+    var link = linkFor(spec);
+    var done = deferred();
+    var success = options.success, failure = options.error;
+    var request = {method: method, model: wireModel(method, model, options), options: wireOptions(options)};
+    if (WRITES[method] && !(_.isString(request.options.idempotencyKey) &&
+        request.options.idempotencyKey)) {
+      request.options.idempotencyKey = idempotencyKey();
+    }
+    var entry = makeEntry(link, method, request, model, options, {
+      success: function (result) {
+        if (success) guarded(success, null, [result]);
+        guarded(done.resolve, null, [result]);
+      },
+      error: function (err) {
+        if (failure) guarded(failure, null, [err]);
+        guarded(done.reject, null, [err]);
+      }
+    });
+    if (entry.write && model instanceof Backbone.Model) {
+      // After the model's previous write, if one is still unanswered on this link.
+      var previous = model._backboneioLast;
+      if (previous && !previous.settled && previous.link === link) entry.after = previous;
+      model._backboneioLast = entry;
+      markPending(model, options);
+    }
     link.submit(entry);
     // Backbone's own sync triggers it once the request is under way.
     guarded(model.trigger, model, ['request', model, done.promise, options]);
     return done.promise;
+  }
+
+  // -- the persisted queue (connect({persistQueue})) -------------------------
+  //
+  // Off by default. When on, the unanswered writes are kept in localStorage
+  // under one key and sent again by the next page of the same origin that
+  // connects with the option. Their callbacks are gone by then: the results
+  // reach the page's objects as notifications, failures as Backbone.io's
+  // `error` event.
+
+  function storage() {
+    try {
+      return typeof localStorage !== 'undefined' ? localStorage : null;
+    } catch (exc) {
+      return null;  // a sandboxed frame, or storage disabled
+    }
+  }
+
+  function unanswered() {
+    var entries = [];
+    _.each(state.links, function (link) {
+      _.each(link.inflight.concat(link.queue), function (entry) {
+        if (entry.write && !entry.settled) entries.push(entry);
+      });
+    });
+    return _.sortBy(entries, 'seq');
+  }
+
+  function persist() {
+    var store = state.persistKey && storage();
+    if (!store) return;
+    var saved = _.map(unanswered(), function (entry) {
+      return {backend: entry.link.name, channel: entry.link.channel, request: entry.request,
+        started: entry.started};
+    });
+    try {
+      if (saved.length) store.setItem(state.persistKey, JSON.stringify(saved));
+      else store.removeItem(state.persistKey);
+    } catch (exc) {
+      announce('error', error('Unavailable', 'Could not save the queue of writes: ' +
+        (exc && exc.message), 503), {backend: null, channel: null});
+    }
+  }
+
+  function restorePersisted() {
+    var store = state.persistKey && storage();
+    var text = store && store.getItem(state.persistKey);
+    if (!text) return;
+    var saved;
+    try {
+      saved = JSON.parse(text);
+    } catch (exc) {
+      saved = null;
+    }
+    var known = _.object(_.map(unanswered(), function (entry) { return [entry.key, true]; }));
+    _.each(_.isArray(saved) ? saved : [], function (item) {
+      var request = item && item.request;
+      if (!request || !WRITES[request.method] || !_.isObject(request.options) ||
+          !_.isString(request.options.idempotencyKey) || known[request.options.idempotencyKey]) {
+        return;
+      }
+      var spec;
+      try {
+        spec = parseSpec({name: item.backend, channel: item.channel});
+      } catch (exc) {
+        return;
+      }
+      var link = linkFor(spec);
+      var entry = makeEntry(link, request.method, request, null, {}, {
+        started: positive(item.started) ? item.started : Date.now(),
+        error: function (err) { announce('error', err, link.info()); }
+      });
+      known[entry.key] = true;
+      link.submit(entry);
+    });
+    persist();
+  }
+
+  // -- token refresh ---------------------------------------------------------
+
+  var DEFAULT_PERSIST_KEY = 'backboneio.queue';
+  // connect() options that are the client's own, not socket.io's.
+  var CLIENT_OPTIONS = ['retryWrites', 'giveUpAfter', 'onConflict', 'versionAttribute',
+    'refreshToken', 'refreshBefore'];
+  var CLIENT_OPTION_STATE = {};
+
+  function checkWriteOptions(options) {
+    function fail(name, what) {
+      throw new TypeError(name + ' must be ' + what + '; got ' + JSON.stringify(options[name]));
+    }
+    if (options.retryWrites != null && !_.isBoolean(options.retryWrites)) {
+      fail('retryWrites', 'true or false');
+    }
+    if (options.giveUpAfter != null && !positive(options.giveUpAfter)) {
+      fail('giveUpAfter', 'a positive number of milliseconds');
+    }
+    if (options.onConflict != null && options.onConflict !== 'keep' &&
+        options.onConflict !== 'server') {
+      fail('onConflict', "'keep' or 'server'");
+    }
+    if (options.versionAttribute != null &&
+        !(_.isString(options.versionAttribute) && options.versionAttribute)) {
+      fail('versionAttribute', 'a non-empty string');
+    }
+    if (options.persistQueue != null && !_.isBoolean(options.persistQueue) &&
+        !(_.isString(options.persistQueue) && options.persistQueue)) {
+      fail('persistQueue', 'true, false or a localStorage key');
+    }
+    if (options.refreshToken != null && !_.isFunction(options.refreshToken)) {
+      fail('refreshToken', 'a function returning a token (or a promise of one)');
+    }
+    if (options.refreshBefore != null && !positive(options.refreshBefore)) {
+      fail('refreshBefore', 'a positive number of milliseconds');
+    }
+  }
+
+  function credentials(value) {
+    if (_.isString(value) && value) return {token: value};
+    if (_.isObject(value) && !_.isArray(value) && !_.isFunction(value)) return value;
+    throw new TypeError('Backbone.io.refresh() takes a token (a non-empty string) or an auth ' +
+      'object; got ' + JSON.stringify(value));
+  }
+
+  // The exp of a JWT (seconds), read without verifying: only to know when to refresh.
+  function tokenExpiry(auth) {
+    var token = auth && auth.token;
+    if (!_.isString(token) || token.split('.').length !== 3 || typeof atob !== 'function') {
+      return null;
+    }
+    try {
+      var part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      while (part.length % 4) part += '=';
+      var claims = JSON.parse(atob(part));
+      return typeof claims.exp === 'number' && isFinite(claims.exp) ? claims.exp : null;
+    } catch (exc) {
+      return null;
+    }
+  }
+
+  function refreshAnswer(args) {
+    var first = args[0], second = args[1];
+    if (first == null) return {ok: true, answer: _.isObject(second) ? second : {}};
+    return {ok: false, error: (_.isObject(first) && first.error) || first};
+  }
+
+  function refreshCredentials(value) {
+    var auth = credentials(value);
+    var done = deferred();
+    state.ioOptions.auth = auth;
+    var sockets = [];
+    if (state.root) sockets.push(state.root);
+    _.each(state.extraRoots, function (extra) { sockets.push(extra); });
+    var asked = [];
+    _.each(state.links, function (link) {
+      if (!link.socket) return;
+      sockets.push(link.socket);
+      if (link.socket.connected) asked.push(link);
+    });
+    // Sockets that are not connected now present the new credentials when they (re)connect.
+    _.each(sockets, function (socket) { socket.auth = auth; });
+    var left = asked.length, failed = null, earliest = null, settled = false;
+    var timer = setTimeout(function () {
+      finish(error('Timeout', 'No answer to refresh within ' + state.syncTimeout + ' ms', 504));
+    }, state.syncTimeout);
+    function finish(err) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) {
+        announce('error', err, {backend: null, channel: null, refresh: true});
+        guarded(done.reject, null, [err]);
+        return;
+      }
+      state.expiresAt = earliest != null ? earliest : tokenExpiry(auth);
+      var info = {expiresAt: state.expiresAt};
+      announce('refresh', info);
+      scheduleRefresh();
+      guarded(done.resolve, null, [info]);
+    }
+    _.each(asked, function (link) {
+      link.socket.emit('refresh', auth, function () {
+        var outcome = refreshAnswer(arguments);
+        if (!outcome.ok) failed = failed || outcome.error;
+        else if (typeof outcome.answer.expires_at === 'number') {
+          earliest = earliest == null ? outcome.answer.expires_at
+            : Math.min(earliest, outcome.answer.expires_at);
+        }
+        left -= 1;
+        if (!left) finish(failed);
+      });
+    });
+    if (!left) later(function () { finish(null); });
+    return done.promise;
+  }
+
+  // With connect({refreshToken}): asks the page's function for a new token
+  // before the current one expires, and hands it over with refresh().
+  function scheduleRefresh(retryIn) {
+    if (state.refreshTimer) clearTimeout(state.refreshTimer);
+    state.refreshTimer = null;
+    if (!state.refreshToken || !state.root) return;
+    var exp = state.expiresAt != null ? state.expiresAt : tokenExpiry(state.ioOptions.auth);
+    if (exp == null) return;
+    var left = exp * 1000 - Date.now();
+    if (left <= 0) return;  // too late: the server closes the socket; reconnect with a new token
+    var before = Math.min(state.refreshBefore || DEFAULT_REFRESH_BEFORE, left / 2);
+    var delay = retryIn != null ? Math.min(retryIn, left / 2) : left - before;
+    state.refreshTimer = setTimeout(function () {
+      state.refreshTimer = null;
+      var again = function () { scheduleRefresh(5000); };
+      try {
+        var fresh = state.refreshToken();
+        var sent = fresh && typeof fresh.then === 'function'
+          ? fresh.then(refreshCredentials) : refreshCredentials(fresh);
+        sent.then(null, again);
+      } catch (exc) {
+        // The page's function threw, or gave no token: try again shortly.
+        announce('error', error('Unauthorized', 'refreshToken failed: ' + (exc && exc.message),
+          401), {backend: null, channel: null, refresh: true});
+        again();
+      }
+    }, Math.max(0, delay));
   }
 
   var originalSync = Backbone.sync;
@@ -846,15 +1317,26 @@
       if (options.refetch != null && !_.isBoolean(options.refetch)) {
         throw new TypeError('refetch must be true or false; got ' + JSON.stringify(options.refetch));
       }
+      checkWriteOptions(options);
       if (state.root) return state.root;
       if (options.refetch != null) state.refetch = options.refetch;
+      _.each(CLIENT_OPTIONS, function (name) {
+        if (options[name] != null) state[CLIENT_OPTION_STATE[name] || name] = options[name];
+      });
+      if (options.persistQueue != null) {
+        state.persistKey = options.persistQueue === true ? DEFAULT_PERSIST_KEY
+          : options.persistQueue || null;
+      }
       delete options.refetch;
+      delete options.persistQueue;
+      _.each(CLIENT_OPTIONS, function (name) { delete options[name]; });
       if (options.syncTimeout != null) {
         state.syncTimeout = options.syncTimeout;
         // Syncs made before connect() were timed with the previous value.
         _.each(state.links, function (link) {
           _.each(link.queue, function (entry) {
-            if (!entry.ownTimeout) entry.arm(state.syncTimeout);
+            if (entry.retry) entry.timeout = entry.ownTimeout ? entry.timeout : state.syncTimeout;
+            else if (!entry.ownTimeout) entry.arm(state.syncTimeout);
           });
         });
       }
@@ -863,7 +1345,30 @@
       state.ioOptions = options;
       state.root = io(url, options);
       _.each(state.links, function (link) { link.open(); });
+      restorePersisted();
+      scheduleRefresh();
       return state.root;
+    },
+
+    // Hands the server new credentials on every open socket, without
+    // reconnecting; a string is sent as {token}. Reconnections use them too.
+    // The promise resolves with {expiresAt} once every connected backend
+    // accepted them, and rejects with the first refusal (Unauthorized...).
+    refresh: refreshCredentials,
+
+    // A fresh idempotency key, as every write gets one.
+    idempotencyKey: idempotencyKey,
+
+    // The writes not yet answered, in the order they were made.
+    pendingWrites: function () {
+      return _.map(unanswered(), function (entry) {
+        return {
+          backend: entry.link.name, channel: entry.link.channel, method: entry.request.method,
+          id: _.isObject(entry.request.model) && entry.origin instanceof Backbone.Model
+            ? entry.request.model[entry.origin.idAttribute] : undefined,
+          idempotencyKey: entry.key, attempts: entry.attempts, sent: entry.sent
+        };
+      });
     },
 
     // Closes every socket; pending syncs fail. connect() may be called again.
@@ -876,6 +1381,9 @@
       });
       _.each(state.extraRoots, function (extra) { extra.disconnect(); });
       if (state.root) state.root.disconnect();
+      if (state.refreshTimer) clearTimeout(state.refreshTimer);
+      state.refreshTimer = null;
+      state.expiresAt = null;
       state.root = null;
       state.sharedNames = {};
       state.extraRoots = [];
