@@ -6,15 +6,23 @@
 const http = require('node:http');
 const {Server} = require('socket.io');
 
-// One backend namespace. `handlers.listen(socket, args, ack)` and
-// `handlers.sync(socket, request, ack)` answer; what arrived is in `calls`.
-async function scriptedServer(backend, handlers) {
+// One backend namespace. `handlers.listen(socket, args, ack)`,
+// `handlers.sync(socket, request, ack)` and `handlers.refresh(socket, auth,
+// ack)` (default: accepted) answer; what arrived is in `calls`, and every
+// connection's handshake auth in `calls.auth`.
+async function scriptedServer(backend, handlers, {port = 0} = {}) {
   const httpServer = http.createServer();
   const io = new Server(httpServer, {transports: ['websocket']});
-  const calls = {listen: [], sync: []};
+  const calls = {listen: [], sync: [], refresh: [], auth: []};
   const sockets = [];
   io.of('/' + backend).on('connection', (socket) => {
     sockets.push(socket);
+    calls.auth.push(socket.handshake.auth);
+    socket.on('refresh', (auth, ack) => {
+      calls.refresh.push(auth);
+      if (handlers.refresh) handlers.refresh(socket, auth, ack);
+      else ack(null, {expires_at: null});
+    });
     socket.on('listen', (...args) => {
       const ack = args.pop();
       calls.listen.push(args);
@@ -25,7 +33,7 @@ async function scriptedServer(backend, handlers) {
       handlers.sync(socket, request, ack);
     });
   });
-  await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => httpServer.listen(port, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${httpServer.address().port}`,
     calls,
