@@ -11,7 +11,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import runner
 from .errors import NotFound, SyncTimeout, as_exception
@@ -32,6 +32,9 @@ Notifier = Callable[[str, Any, "str | None"], None]
 
 log = logging.getLogger("backboneio")
 
+if TYPE_CHECKING:
+    from .idempotency import IdempotencyKey
+
 
 @dataclass
 class Request:
@@ -47,6 +50,9 @@ class Request:
     identity: Any = None
     session: dict[str, Any] = field(default_factory=dict)
     id_attribute: str = "id"
+    # The write's options.idempotencyKey, scoped and fingerprinted by the hub
+    # (docs/idempotency.md); stores that remember keys read it.
+    idempotency: IdempotencyKey | None = None
 
     @property
     def model_id(self) -> Any:

@@ -58,6 +58,14 @@ class Conflict(SyncError):
     default_message = "The model conflicts with a stored one"
 
 
+class IdempotencyKeyReused(SyncError):
+    """The write's ``idempotencyKey`` was first used for another method or model."""
+
+    name = "IdempotencyKeyReused"
+    status = 422
+    default_message = "This idempotencyKey was already used for another write"
+
+
 class PayloadTooLarge(SyncError):
     name = "PayloadTooLarge"
     status = 413

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import pluggy
 
-from . import protocol, runner
+from . import idempotency, protocol, runner
 from .backend import WRITE_METHODS, Backend, Request
 from .changelog import ChangeLog, Entry, MemoryChangeLog, Position, Retention, StreamKey
 from .errors import (
@@ -33,6 +33,7 @@ from .errors import (
     ConfigurationError,
     ConnectionRefused,
     Forbidden,
+    SyncTimeout,
     Unauthorized,
     Unavailable,
 )
@@ -155,6 +156,8 @@ class Hub:
         self.in_flight = 0  # syncs being handled now
         self._pending: deque[tuple[Any, ...]] = deque()  # writes the log could not take yet
         self._retrying = False
+        # Answers to writes with an idempotencyKey, newest first out (idempotency.py).
+        self.keys = idempotency.KeyTable(int(settings.IDEMPOTENCY_MAX_KEYS))
 
     def __repr__(self) -> str:
         return f"<Hub serving {', '.join(self.backends) or 'no backends'}>"
@@ -520,14 +523,82 @@ class Hub:
                 return None, result, {"positions": positions}
             if not self.log_available():
                 raise Unavailable("The change log is unavailable; the write was not made")
-            late = functools.partial(self._late_write, backend, req)
-            result = state.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT, late=late)
         except Exception as exc:
             return self.error_answer(exc, backend), None
-        self.record(backend, req.method, result, req.channel, req=req, origin=sid)
+        if parsed.idempotency_key is None:
+            return self._write(state, req, sid)
+        # Keyed after authorization: a refused request never started, so a
+        # client that logs in again may retry it under the same key.
+        req.idempotency = idempotency.IdempotencyKey(
+            backend=backend,
+            owner=idempotency.identity_scope(client.identity),
+            key=parsed.idempotency_key,
+            method=req.method,
+            fingerprint=idempotency.fingerprint(req.method, req.model),
+            expires_at=time.time() + float(self.settings.IDEMPOTENCY_TTL),
+        )
+        return self._keyed_write(state, req, sid)
+
+    def _write(self, state: BackendState, req: Request, sid: str) -> tuple[Any, ...]:
+        late = functools.partial(self._late_write, state.name, req)
+        try:
+            result = state.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT, late=late)
+        except Exception as exc:
+            return self.error_answer(exc, state.name), None
+        self.record(state.name, req.method, result, req.channel, req=req, origin=sid)
+        return None, result
+
+    def _keyed_write(self, state: BackendState, req: Request, sid: str) -> tuple[Any, ...]:
+        """A write with an idempotencyKey: run once, answered the same every time after."""
+        key = req.idempotency
+        assert key is not None
+        wait = float(self.settings.SYNC_TIMEOUT) + 1.0
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                claimed = self.keys.claim(key)
+            except Exception as exc:  # IdempotencyKeyReused
+                return self.error_answer(exc, state.name), None
+            if claimed is None:
+                break
+            if isinstance(claimed, dict):
+                return idempotency.ack(claimed)  # a repeat: answered, not notified again
+            # The same request is in progress: its answer is this one's.
+            left = deadline - time.monotonic()
+            if left <= 0 or not claimed.wait(left):
+                error = SyncTimeout(
+                    f"A write with this {idempotency.KEY_OPTION} is still in progress; retry later"
+                )
+                return self.error_answer(error, state.name), None
+        answer: idempotency.Answer | None = None
+        try:
+            late = functools.partial(self._late_write, state.name, req)
+            try:
+                result = state.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT, late=late)
+            except Exception as exc:
+                if key.replayed is not None:
+                    answer = key.replayed
+                    return idempotency.ack(answer)
+                error = self.error_answer(exc, state.name)
+                if idempotency.remembered(exc):
+                    answer = error
+                return error, None
+            if key.replayed is not None:  # the store answered from its record
+                answer = key.replayed
+                return idempotency.ack(answer)
+            answer = idempotency.result_answer(result)
+        finally:
+            self.keys.finish(key, answer)
+        self.record(state.name, req.method, result, req.channel, req=req, origin=sid)
         return None, result
 
     def _late_write(self, backend: str, req: Request, result: Any) -> None:
+        key = req.idempotency
+        if key is not None:
+            if key.replayed is not None:  # nothing was written this time
+                self.keys.remember_late(key, key.replayed)
+                return
+            self.keys.remember_late(key, idempotency.result_answer(result))
         # Its author was told Timeout, so it hears of the write like everyone.
         log.warning(
             "a %s on backend %r finished after SYNC_TIMEOUT; notifying it", req.method, backend

@@ -17,6 +17,7 @@ from . import jsonutil
 from .backend import METHODS
 from .changelog import Position
 from .errors import BadRequest, SyncError, public_error
+from .idempotency import parse_key
 
 log = logging.getLogger("backboneio")
 
@@ -40,6 +41,8 @@ class SyncRequest:
     method: str
     model: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
+    # options.idempotencyKey, checked; a read's is checked and then ignored.
+    idempotency_key: str | None = None
 
 
 def parse_channel(value: Any) -> str | None:
@@ -107,7 +110,12 @@ def parse_sync(args: tuple[Any, ...], id_attribute: str) -> SyncRequest:
         raise
     if method in ("update", "patch", "delete") and model.get(id_attribute) is None:
         raise BadRequest(f"{method} needs the model's {id_attribute}", method=method)
-    return SyncRequest(method, model, options)
+    try:
+        key = parse_key(options)
+    except BadRequest as exc:
+        exc.details.setdefault("method", method)
+        raise
+    return SyncRequest(method, model, options, key)
 
 
 def refusal(data: Any) -> BadRequest | None:

@@ -52,6 +52,16 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         "Newest writes each stream keeps for resuming clients (0 keeps none).",
     ),
     Setting("SYNC_TIMEOUT", 30.0, "Seconds a backend may take before the client gets a Timeout."),
+    Setting(
+        "IDEMPOTENCY_TTL",
+        86400.0,
+        "Seconds a write's idempotencyKey is remembered, so a retry is not applied twice.",
+    ),
+    Setting(
+        "IDEMPOTENCY_MAX_KEYS",
+        10_000,
+        "Answers to keyed writes each server process remembers in memory (0: none).",
+    ),
     Setting("MAX_CONNECTIONS", 20_000, "Connections one server process holds at once."),
     Setting("LISTEN_BACKLOG", 4096, "Connections the kernel queues before they are accepted."),
     Setting("WEBSOCKET_COMPRESSION", False, "Negotiate permessage-deflate if a client offers it."),
@@ -248,6 +258,20 @@ class Settings:
             errors.append(f"Setting PORT must be between 0 and 65535, got {self.PORT!r}")
         expect("MAX_MESSAGE_SIZE", int, "a number of characters")
         expect("SYNC_TIMEOUT", (int, float), "a number of seconds")
+        if expect("IDEMPOTENCY_TTL", (int, float), "a number of seconds") and not (
+            self.IDEMPOTENCY_TTL > 0
+        ):
+            errors.append(
+                f"Setting IDEMPOTENCY_TTL must be a positive number of seconds, "
+                f"got {self.IDEMPOTENCY_TTL!r}"
+            )
+        if (
+            expect("IDEMPOTENCY_MAX_KEYS", int, "a number of keys")
+            and self.IDEMPOTENCY_MAX_KEYS < 0
+        ):
+            errors.append(
+                f"Setting IDEMPOTENCY_MAX_KEYS must be 0 or more, got {self.IDEMPOTENCY_MAX_KEYS!r}"
+            )
         for name in ("MAX_CONNECTIONS", "LISTEN_BACKLOG"):
             if expect(name, int, "a number of connections") and self.get(name) < 1:
                 errors.append(f"Setting {name} must be at least 1, got {self.get(name)!r}")

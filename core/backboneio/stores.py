@@ -7,13 +7,16 @@ hook; the factory gets a :class:`StoreConfig` and returns ``mw(req, res, next)``
 from __future__ import annotations
 
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .backend import METHODS, Middleware, Request, Response
-from .errors import BadRequest, ConfigurationError, Conflict
+from .backend import METHODS, WRITE_METHODS, Middleware, Request, Response
+from .errors import BadRequest, ConfigurationError, Conflict, SyncError
+from .idempotency import Record, error_answer, remembered, result_answer
 from .query import Query
 
 if TYPE_CHECKING:
@@ -142,18 +145,23 @@ class MemoryStore:
     Each call runs to completion under one lock without yielding to the event
     loop, so concurrent clients (green threads, or OS threads of a program
     that calls it directly) never see a half-applied write, and a versioned
-    write's check and write are one step.
+    write's check and write are one step. Idempotency keys are looked up and
+    recorded under the same lock, the newest ``max_keys`` of them; they end
+    with the process, like the models.
     """
 
     # It answers before returning, so the backend runs it without a green
     # thread of its own (Backend.handle).
     synchronous = True
+    # It records a write's idempotency key in the same step as the write.
+    remembers_keys = True
 
     def __init__(
         self,
         id_attribute: str = "id",
         max_limit: int | None = None,
         version_attribute: str | None = None,
+        max_keys: int = 100_000,
     ) -> None:
         if max_limit is not None and (
             isinstance(max_limit, bool) or not isinstance(max_limit, int) or max_limit < 1
@@ -163,17 +171,54 @@ class MemoryStore:
         self.id_attribute = id_attribute
         self.max_limit = max_limit
         self.version_attribute = version_attribute
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 0:
+            raise ValueError(f"max_keys must be 0 or a positive integer, got {max_keys!r}")
+        self.max_keys = max_keys
         self.models: dict[Any, dict[str, Any]] = {}
+        # Oldest first: every key lives IDEMPOTENCY_TTL, so this is expiry order too.
+        self.keys: OrderedDict[tuple[str, str, str], Record] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
         if req.method not in METHODS:
             raise BadRequest(f"Unknown method {req.method!r}")
         handler = getattr(self, req.method)
+        key = req.idempotency if req.method in WRITE_METHODS else None
         # The copy is taken under the lock too: a patch answers the stored dict.
         with self._lock:
-            result = clone(handler(req))
+            if key is None:
+                result = clone(handler(req))
+            else:
+                recorded = self._recorded(key.scope)
+                if recorded is not None:
+                    result = clone(key.replay(recorded))
+                else:
+                    try:
+                        result = clone(handler(req))
+                    except SyncError as exc:
+                        if remembered(exc):
+                            self._remember(key.scope, key.record(error_answer(exc)))
+                        raise
+                    self._remember(key.scope, key.record(result_answer(clone(result))))
         res.end(result)
+
+    def _recorded(self, scope: tuple[str, str, str]) -> Record | None:
+        now = time.time()
+        while self.keys:  # forget the expired ones, oldest first
+            oldest = next(iter(self.keys.values()))
+            if oldest.live(now):
+                break
+            self.keys.popitem(last=False)
+        record = self.keys.get(scope)
+        return record if record is not None and record.live(now) else None
+
+    def _remember(self, scope: tuple[str, str, str], record: Record) -> None:
+        if self.max_keys == 0:
+            return
+        self.keys[scope] = record
+        self.keys.move_to_end(scope)
+        while len(self.keys) > self.max_keys:
+            self.keys.popitem(last=False)
 
     def _check_version(self, req: Request, current: dict[str, Any]) -> int | None:
         """The version the write gives the model (None: not versioned), or Conflict."""
@@ -240,11 +285,16 @@ def memory(
     id_attribute: str = "id",
     max_limit: int | None = None,
     version_attribute: str | None = None,
+    max_keys: int = 100_000,
 ) -> MemoryStore:
     """A fresh in-memory store, for ``backend.use(backboneio.stores.memory())``.
 
-    ``version_attribute="_version"`` makes it versioned (docs/conflicts.md).
+    ``version_attribute="_version"`` makes it versioned (docs/conflicts.md);
+    ``max_keys`` is how many idempotency keys it remembers (docs/idempotency.md).
     """
     return MemoryStore(
-        id_attribute=id_attribute, max_limit=max_limit, version_attribute=version_attribute
+        id_attribute=id_attribute,
+        max_limit=max_limit,
+        version_attribute=version_attribute,
+        max_keys=max_keys,
     )

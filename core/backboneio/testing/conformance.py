@@ -18,8 +18,10 @@ store that shares nothing with the others. If it also takes a
 sets ``supports_max_limit = False``. A ``version_attribute`` keyword
 (``make(version_attribute="_version")``) asks for a versioned store, whose
 optimistic concurrency the suite then proves (docs/conflicts.md); a store
-without versions sets ``supports_versions = False``. See docs/stores.md for
-every knob.
+without versions sets ``supports_versions = False``. A store that remembers
+idempotency keys with its writes (``remembers_keys = True``,
+docs/idempotency.md) proves that too; one that does not sets
+``supports_idempotency_keys = False``. See docs/stores.md for every knob.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from typing import Any, ClassVar
 import pytest
 
 from .. import runner
-from ..backend import Backend, Middleware, Request
-from ..errors import BadRequest, Conflict, NotFound
+from ..backend import WRITE_METHODS, Backend, Middleware, Request
+from ..errors import BadRequest, Conflict, IdempotencyKeyReused, NotFound, SyncError
+from ..idempotency import Answer, IdempotencyKey, fingerprint
 from ..query import json_equal
 from . import data
 
@@ -68,6 +71,50 @@ class StoreClient:
             id_attribute=self.id_attribute,
         )
         return self.backend.handle(req, timeout=self.timeout)
+
+    def keyed(
+        self,
+        method: str,
+        model: dict[str, Any],
+        key: str,
+        *,
+        owner: str = "",
+        ttl: float = 3600.0,
+    ) -> tuple[Answer, bool]:
+        """A write with an idempotency key, as the hub sends it: ``(answer, replayed)``.
+
+        ``answer`` is ``{"result": ...}`` or ``{"error": {...}}`` (a SyncError
+        the store raised); ``replayed`` says the store answered from its record.
+        IdempotencyKeyReused is raised, as it is never remembered.
+        """
+        assert method in WRITE_METHODS
+        idempotency = IdempotencyKey(
+            backend=self.backend.name,
+            owner=owner,
+            key=key,
+            method=method,
+            fingerprint=fingerprint(method, model),
+            expires_at=time.time() + ttl,
+        )
+        req = Request(
+            method=method,
+            model=copy.deepcopy(model),
+            options={"idempotencyKey": key},
+            backend=self.backend.name,
+            id_attribute=self.id_attribute,
+            idempotency=idempotency,
+        )
+        try:
+            result = self.backend.handle(req, timeout=self.timeout)
+        except IdempotencyKeyReused:
+            raise
+        except SyncError as exc:
+            if idempotency.replayed is not None:
+                return idempotency.replayed, True
+            return {"error": exc.to_public()}, False
+        if idempotency.replayed is not None:
+            return idempotency.replayed, True
+        return {"result": result}, False
 
     def create(self, model: dict[str, Any]) -> Any:
         return self.sync("create", model)
@@ -163,7 +210,10 @@ class StoreConformance:
     * ``sync_timeout`` -- seconds one request may take before it fails.
     * ``supports_versions`` -- ``make(version_attribute="_version")`` gives a
       versioned store (default True).
-    * ``version_threads`` -- how the version races run their writers:
+    * ``supports_idempotency_keys`` -- the store remembers idempotency keys
+      atomically with its writes (``remembers_keys = True``; default True).
+    * ``version_threads`` -- how the version races (and the idempotency
+      key race) run their writers:
       ``"green"`` (``backboneio.runner.spawn``, as under ``backboneio serve``)
       or ``"os"`` (real OS threads released together, for a store that is
       safe to call from several threads at once).
@@ -176,6 +226,7 @@ class StoreConformance:
     sync_timeout: ClassVar[float] = 30.0
     supports_versions: ClassVar[bool] = True
     version_threads: ClassVar[str] = "green"
+    supports_idempotency_keys: ClassVar[bool] = True
 
     # -- fixtures -----------------------------------------------------------
 
@@ -760,3 +811,105 @@ class StoreConformance:
         assert final["n"] == writers
         assert final[VERSION] == writers + 1
         assert sum(attempts) >= writers
+
+    # -- idempotency keys (docs/idempotency.md) ---------------------------------
+
+    @pytest.fixture
+    def keyed(self, make_store: MakeStore) -> StoreClient:
+        """A client of a fresh, empty store that remembers idempotency keys."""
+        if not self.supports_idempotency_keys:
+            pytest.skip(f"{type(self).__name__} remembers no idempotency keys")
+        store = make_store()
+        if getattr(store, "remembers_keys", False) is not True:
+            pytest.fail(
+                f"{type(self).__name__}'s store does not say remembers_keys = True "
+                "(or set supports_idempotency_keys = False)",
+                pytrace=False,
+            )
+        return self.client_for(store)
+
+    def test_a_repeated_create_answers_the_first_result_and_writes_once(
+        self, keyed: StoreClient
+    ) -> None:
+        first, replayed = keyed.keyed("create", {"title": "milk"}, "k-create")
+        assert not replayed and "result" in first, first
+        created = first["result"]
+        for _ in range(3):
+            again, replayed = keyed.keyed("create", {"title": "milk"}, "k-create")
+            assert replayed, "a repeat must be answered from the key's record"
+            assert again == first
+        assert keyed.read() == [created]
+
+    @pytest.mark.parametrize("method", ["update", "patch", "delete"])
+    def test_a_repeated_write_is_not_applied_again(self, keyed: StoreClient, method: str) -> None:
+        keyed.create({"id": "m", "n": 0})
+        first, _ = keyed.keyed(method, {"id": "m", "n": 1}, f"k-{method}")
+        # delete answers the model it deleted
+        assert first == {"result": {"id": "m", "n": 0 if method == "delete" else 1}}
+        # Someone else writes in between; a repeat of the first write must not undo it.
+        later = {"id": "m", "n": 2, "by": "someone else"}
+        if method == "delete":
+            keyed.create(later)
+        else:
+            keyed.update(later)
+        again, replayed = keyed.keyed(method, {"id": "m", "n": 1}, f"k-{method}")
+        assert replayed and again == first
+        assert keyed.read() == [later]
+
+    def test_a_4xx_answer_is_remembered_too(self, keyed: StoreClient) -> None:
+        first, replayed = keyed.keyed("patch", {"id": "ghost", "n": 1}, "k-missing")
+        assert not replayed and first["error"]["name"] == "NotFound", first
+        keyed.create({"id": "ghost", "n": 0})
+        again, replayed = keyed.keyed("patch", {"id": "ghost", "n": 1}, "k-missing")
+        assert replayed and again == first
+        assert keyed.read("ghost") == {"id": "ghost", "n": 0}
+
+    def test_a_retried_versioned_update_gets_its_result_not_a_conflict(
+        self, make_store: MakeStore
+    ) -> None:
+        if not self.supports_idempotency_keys:
+            pytest.skip(f"{type(self).__name__} remembers no idempotency keys")
+        client = self.versioned_client(make_store)
+        client.create({"id": "v", "n": 0})
+        write = {"id": "v", "n": 1, VERSION: 1}
+        first, _ = client.keyed("update", write, "k-versioned")
+        assert first == {"result": {"id": "v", "n": 1, VERSION: 2}}
+        again, replayed = client.keyed("update", write, "k-versioned")
+        assert replayed and again == first
+        assert client.read("v")[VERSION] == 2
+
+    def test_the_same_key_for_another_write_is_refused_and_writes_nothing(
+        self, keyed: StoreClient
+    ) -> None:
+        first, _ = keyed.keyed("create", {"id": "r", "title": "a"}, "k-reused")
+        for method, model in [
+            ("create", {"id": "r2", "title": "b"}),  # another model
+            ("create", {"id": "r", "title": "a", "extra": 1}),
+            ("patch", {"id": "r", "title": "a"}),  # another method
+            ("delete", {"id": "r"}),
+        ]:
+            with pytest.raises(IdempotencyKeyReused) as info:
+                keyed.keyed(method, model, "k-reused")
+            assert info.value.status == 422 and info.value.name == "IdempotencyKeyReused"
+            assert keyed.read() == [first["result"]], (method, model)
+        # The key still answers its own request.
+        assert keyed.keyed("create", {"id": "r", "title": "a"}, "k-reused") == (first, True)
+
+    def test_keys_are_scoped_by_owner_and_forgotten_when_expired(self, keyed: StoreClient) -> None:
+        alice, _ = keyed.keyed("create", {"title": "x"}, "k-scope", owner="alice")
+        bob, replayed = keyed.keyed("create", {"title": "x"}, "k-scope", owner="bob")
+        assert not replayed and bob["result"]["id"] != alice["result"]["id"]
+        gone, _ = keyed.keyed("create", {"title": "y"}, "k-expired", ttl=-1.0)
+        again, replayed = keyed.keyed("create", {"title": "y"}, "k-expired")
+        assert not replayed and again["result"]["id"] != gone["result"]["id"]
+        assert len(keyed.read()) == 4
+
+    def test_concurrent_creates_with_one_key_make_one_model(self, keyed: StoreClient) -> None:
+        def create() -> Answer:
+            self.pause()
+            return keyed.keyed("create", {"title": "once"}, "k-race")[0]
+
+        answers = self.run_writers([create for _ in range(self.concurrency)])
+        models = keyed.read()
+        assert len(models) == 1, f"{len(models)} models from one key"
+        assert all(answer == {"result": models[0]} for answer in answers), answers

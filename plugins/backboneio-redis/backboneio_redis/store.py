@@ -19,20 +19,29 @@ and, like update, refuses to write once the model has been deleted. In a
 versioned store the version is a field of the model's hash, and the script
 that writes also compares and bumps it, so two writers from one version
 cannot both win.
+
+``P:key:<[backend, owner, key] as JSON>``
+    one hash per idempotency key (docs/idempotency.md): ``method``, ``fp``
+    (the request's fingerprint) and ``result`` or ``error`` (JSON), expiring
+    when the key does. A keyed write runs a variant of its script that looks
+    the key up first (and then writes nothing) or records it with the write,
+    so a retry can never apply twice.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from backboneio import jsonutil
-from backboneio.backend import Request, Response
-from backboneio.errors import BadRequest, ConfigurationError, Conflict, Unavailable
+from backboneio.backend import WRITE_METHODS, Request, Response
+from backboneio.errors import BadRequest, ConfigurationError, Conflict, SyncError, Unavailable
+from backboneio.idempotency import IdempotencyKey, Record, remembered
 from backboneio.query import Query
 from backboneio.stores import (
     check_id,
@@ -58,10 +67,13 @@ READ_CHUNK = 500
 # model (or a whole chunk of them) with one json.loads. cjson only ever
 # encodes the field names, which are strings; it never touches the values,
 # whose numbers it would round.
+# last_arg: the last argument that is the script's own (a keyed variant
+# appends four of its own after them).
 _LUA_HELPERS = """
+local last_arg = #ARGV
 local function hset_pairs(key, first)
-  for i = first, #ARGV, 200 do
-    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 199, #ARGV)))
+  for i = first, last_arg, 200 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 199, last_arg)))
   end
 end
 local function model_json(fields)
@@ -74,48 +86,36 @@ end
 """
 
 # KEYS: model hash, ids zset, seq counter. ARGV: id member, then field/value pairs.
-CREATE = (
-    _LUA_HELPERS
-    + """
+_CREATE_BODY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 hset_pairs(KEYS[1], 2)
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
 return 1
 """
-)
 
 # KEYS: model hash. ARGV: field/value pairs of the whole new model.
-UPDATE = (
-    _LUA_HELPERS
-    + """
+_UPDATE_BODY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('DEL', KEYS[1])
 hset_pairs(KEYS[1], 1)
 return 1
 """
-)
 
 # KEYS: model hash. ARGV: field/value pairs to merge. Returns the merged model.
-PATCH = (
-    _LUA_HELPERS
-    + """
+_PATCH_BODY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 hset_pairs(KEYS[1], 1)
 return model_json(redis.call('HGETALL', KEYS[1]))
 """
-)
 
 # KEYS: model hash, ids zset. ARGV: id member. Returns the deleted model.
-DELETE = (
-    _LUA_HELPERS
-    + """
+_DELETE_BODY = """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return model_json(fields)
 """
-)
 
 # The versioned writes. Each returns {1, ...} when it wrote, {0} when the
 # model does not exist, and {2, the stored model} when the write was made
@@ -138,10 +138,7 @@ end
 
 # KEYS: model hash. ARGV: version attribute, expected version, then the
 # field/value pairs of the whole new model. Returns {1, new version}.
-VERSIONED_UPDATE = (
-    _LUA_HELPERS
-    + _LUA_VERSIONS
-    + """
+_VERSIONED_UPDATE_BODY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local version = stored_version(KEYS[1], ARGV[1])
 if stale(ARGV[2], version) then return {2, model_json(redis.call('HGETALL', KEYS[1]))} end
@@ -150,14 +147,10 @@ hset_pairs(KEYS[1], 3)
 redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', version + 1))
 return {1, version + 1}
 """
-)
 
 # KEYS: model hash. ARGV: version attribute, expected version, then the
 # field/value pairs to merge. Returns {1, the merged model}.
-VERSIONED_PATCH = (
-    _LUA_HELPERS
-    + _LUA_VERSIONS
-    + """
+_VERSIONED_PATCH_BODY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local version = stored_version(KEYS[1], ARGV[1])
 if stale(ARGV[2], version) then return {2, model_json(redis.call('HGETALL', KEYS[1]))} end
@@ -165,14 +158,10 @@ hset_pairs(KEYS[1], 3)
 redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', version + 1))
 return {1, model_json(redis.call('HGETALL', KEYS[1]))}
 """
-)
 
 # KEYS: model hash, ids zset. ARGV: id member, version attribute, expected
 # version. Returns {1, the deleted model}.
-VERSIONED_DELETE = (
-    _LUA_HELPERS
-    + _LUA_VERSIONS
-    + """
+_VERSIONED_DELETE_BODY = """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return {0} end
 if stale(ARGV[3], stored_version(KEYS[1], ARGV[2])) then return {2, model_json(fields)} end
@@ -180,7 +169,76 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return {1, model_json(fields)}
 """
-)
+
+
+# A keyed variant of a write script: KEYS gets the key's hash last, ARGV four
+# more (method, fingerprint, the answer when Python knows it, expiry in ms
+# since the epoch). It returns {0, method, fp, result, error} when the key is
+# recorded (nothing written), else {1, what the plain script returns}, after
+# recording the key with the write when it wrote. ``answer`` snippets turn
+# the plain script's ``reply`` into the result's JSON, or leave it nil when
+# the script refused (NotFound, Conflict: Python records those).
+_LUA_KEY_PRELUDE = """
+last_arg = #ARGV - 4
+local record_key = KEYS[#KEYS]
+local recorded = redis.call('HMGET', record_key, 'method', 'fp', 'result', 'error')
+if recorded[1] then return {0, recorded[1], recorded[2], recorded[3], recorded[4]} end
+local function body()
+"""
+_LUA_KEY_EPILOGUE = """
+if answer then
+  redis.call('HSET', record_key, 'method', ARGV[last_arg + 1], 'fp', ARGV[last_arg + 2],
+             'result', answer)
+  redis.call('PEXPIREAT', record_key, ARGV[last_arg + 4])
+end
+return {1, reply}
+"""
+_ANSWER_GIVEN = "if reply == 1 then answer = ARGV[last_arg + 3] end"
+_ANSWER_REPLY = "if reply then answer = reply end"
+_ANSWER_SECOND = "if reply[1] == 1 then answer = reply[2] end"
+_ANSWER_STORED = "if reply[1] == 1 then answer = model_json(redis.call('HGETALL', KEYS[1])) end"
+
+
+def _keyed(body: str, answer: str, *, versions: bool = False) -> str:
+    return (
+        _LUA_HELPERS
+        + (_LUA_VERSIONS if versions else "")
+        + _LUA_KEY_PRELUDE
+        + body
+        + "end\nlocal reply = body()\nlocal answer = nil\n"
+        + answer
+        + _LUA_KEY_EPILOGUE
+    )
+
+
+CREATE = _LUA_HELPERS + _CREATE_BODY
+UPDATE = _LUA_HELPERS + _UPDATE_BODY
+PATCH = _LUA_HELPERS + _PATCH_BODY
+DELETE = _LUA_HELPERS + _DELETE_BODY
+VERSIONED_UPDATE = _LUA_HELPERS + _LUA_VERSIONS + _VERSIONED_UPDATE_BODY
+VERSIONED_PATCH = _LUA_HELPERS + _LUA_VERSIONS + _VERSIONED_PATCH_BODY
+VERSIONED_DELETE = _LUA_HELPERS + _LUA_VERSIONS + _VERSIONED_DELETE_BODY
+KEYED = {
+    "create": _keyed(_CREATE_BODY, _ANSWER_GIVEN),
+    "update": _keyed(_UPDATE_BODY, _ANSWER_GIVEN),
+    "patch": _keyed(_PATCH_BODY, _ANSWER_REPLY),
+    "delete": _keyed(_DELETE_BODY, _ANSWER_REPLY),
+    "versioned_update": _keyed(_VERSIONED_UPDATE_BODY, _ANSWER_STORED, versions=True),
+    "versioned_patch": _keyed(_VERSIONED_PATCH_BODY, _ANSWER_SECOND, versions=True),
+    "versioned_delete": _keyed(_VERSIONED_DELETE_BODY, _ANSWER_SECOND, versions=True),
+}
+
+# A 4xx refusal as a key's answer. KEYS: the key's hash. ARGV: method,
+# fingerprint, the error's JSON, expiry in ms since the epoch. Returns {1}
+# when recorded, or {0, method, fp, result, error} when the key was recorded
+# meanwhile (a retry of a write that did land).
+REMEMBER_REFUSAL = """
+local recorded = redis.call('HMGET', KEYS[1], 'method', 'fp', 'result', 'error')
+if recorded[1] then return {0, recorded[1], recorded[2], recorded[3], recorded[4]} end
+redis.call('HSET', KEYS[1], 'method', ARGV[1], 'fp', ARGV[2], 'error', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return {1}
+"""
 
 # KEYS: model hash. Returns the model, or nil.
 READ_ONE = (
@@ -258,8 +316,18 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
         raise ConfigurationError(f"Cannot use Redis URL {redacted(url)!r}: {exc}") from None
 
 
+class _Replayed(Exception):
+    """A keyed write found its key recorded: answer ``result``, write nothing."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+
 class RedisStore:
     """A store keeping a backend's models in Redis; see the module docstring for the keys."""
+
+    # Idempotency keys are looked up and recorded inside the write's script.
+    remembers_keys = True
 
     def __init__(
         self,
@@ -281,6 +349,7 @@ class RedisStore:
         self.ids_key = f"{prefix}:ids"
         self.seq_key = f"{prefix}:seq"
         self.model_prefix = f"{prefix}:model:"
+        self.key_prefix = f"{prefix}:key:"
         self._create = client.register_script(CREATE)
         self._update = client.register_script(UPDATE)
         self._patch = client.register_script(PATCH)
@@ -290,14 +359,33 @@ class RedisStore:
         self._versioned_delete = client.register_script(VERSIONED_DELETE)
         self._read_one = client.register_script(READ_ONE)
         self._read_chunk = client.register_script(READ_CHUNK_SCRIPT)
+        self._keyed = {name: client.register_script(text) for name, text in KEYED.items()}
+        self._remember_refusal = client.register_script(REMEMBER_REFUSAL)
+        self._scripts = {
+            "create": self._create,
+            "update": self._update,
+            "patch": self._patch,
+            "delete": self._delete,
+            "versioned_update": self._versioned_update,
+            "versioned_patch": self._versioned_patch,
+            "versioned_delete": self._versioned_delete,
+        }
 
     def __repr__(self) -> str:
         return f"<RedisStore prefix={self.prefix!r}>"
 
     def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
         handler = getattr(self, req.method)
+        key = req.idempotency if req.method in WRITE_METHODS else None
         try:
-            result = handler(req)
+            try:
+                result = handler(req)
+            except _Replayed as replayed:
+                result = replayed.result
+            except SyncError as exc:
+                if key is None or not remembered(exc):
+                    raise
+                result = self._refusal_answer(key, exc)
         except UNAVAILABLE_ERRORS as exc:
             # The redis-py message names host and port; keep it in the log.
             log.warning("redis store of %r is unavailable: %s", self.backend or self.prefix, exc)
@@ -305,6 +393,58 @@ class RedisStore:
                 f"The store of {self.backend or 'this backend'!r} is unavailable; try again later"
             ) from exc
         res.end(result)
+
+    # -- idempotency keys ----------------------------------------------------
+
+    def _record_key(self, key: IdempotencyKey) -> str:
+        return self.key_prefix + json.dumps([key.backend, key.owner, key.key])
+
+    @staticmethod
+    def _expiry_ms(key: IdempotencyKey) -> int:
+        return int(key.expires_at * 1000)
+
+    def _run(
+        self, name: str, req: Request, keys: list[str], args: list[Any], answer: str = ""
+    ) -> Any:
+        """Run write script ``name``; with a live idempotency key, its keyed variant,
+        which raises _Replayed when the key is recorded already."""
+        key = req.idempotency
+        if key is None or key.expires_at <= time.time():
+            return self._scripts[name](keys=keys, args=args)
+        status, *reply = self._keyed[name](
+            keys=[*keys, self._record_key(key)],
+            args=[*args, key.method, key.fingerprint, answer, self._expiry_ms(key)],
+        )
+        if status == 0:
+            raise _Replayed(key.replay(self._record_of(reply)))
+        return reply[0]
+
+    @staticmethod
+    def _record_of(reply: list[Any]) -> Record:
+        method, fp, result, error = reply
+        if error is not None:
+            answer = {"error": json.loads(error)}
+        else:
+            answer = {"result": json.loads(result)}
+        return Record(method.decode(), fp.decode(), answer, float("inf"))
+
+    def _refusal_answer(self, key: IdempotencyKey, error: SyncError) -> Any:
+        """A 4xx error is the key's answer, unless the key was recorded meanwhile
+        (a retry of a write that did land): then that answer is replayed."""
+        if key.expires_at <= time.time():
+            raise error
+        status, *reply = self._remember_refusal(
+            keys=[self._record_key(key)],
+            args=[
+                key.method,
+                key.fingerprint,
+                jsonutil.dumps(error.to_public()),
+                self._expiry_ms(key),
+            ],
+        )
+        if status == 1:
+            raise error
+        return key.replay(self._record_of(reply))
 
     # -- keys and values -----------------------------------------------------
 
@@ -336,9 +476,9 @@ class RedisStore:
             pairs += (name, jsonutil.dumps(value))
         return pairs
 
-    def _versioned(self, script: Any, req: Request, keys: list[str], args: list[Any]) -> Any:
+    def _versioned(self, name: str, req: Request, keys: list[str], args: list[Any]) -> Any:
         """Run a versioned write script; its payload, or NotFound / Conflict."""
-        status, *payload = script(keys=keys, args=args)
+        status, *payload = self._run(name, req, keys, args)
         if status == 0:
             raise req.not_found()
         if status == 2:
@@ -366,8 +506,12 @@ class RedisStore:
         model_id = model[self.id_attribute]
         member = self._member(model_id)
         pairs = self._pairs(model)
-        created = self._create(
-            keys=[self._key(member), self.ids_key, self.seq_key], args=[member, *pairs]
+        created = self._run(
+            "create",
+            req,
+            [self._key(member), self.ids_key, self.seq_key],
+            [member, *pairs],
+            answer=jsonutil.dumps(model),
         )
         if not created:
             raise Conflict(f"{self.id_attribute} {model_id!r} already exists", id=model_id)
@@ -393,9 +537,11 @@ class RedisStore:
             model.pop(attribute, None)
             pairs = self._pairs(model)
             model[attribute] = self._versioned(
-                self._versioned_update, req, [self._key(member)], [attribute, expected, *pairs]
+                "versioned_update", req, [self._key(member)], [attribute, expected, *pairs]
             )
-        elif not self._update(keys=[self._key(member)], args=self._pairs(model)):
+        elif not self._run(
+            "update", req, [self._key(member)], self._pairs(model), answer=jsonutil.dumps(model)
+        ):
             raise req.not_found()
         return json.loads(jsonutil.dumps(model))
 
@@ -407,10 +553,8 @@ class RedisStore:
             expected = self._expected(req)
             changes.pop(attribute, None)
             args = [attribute, expected, *self._pairs(changes)]
-            return json.loads(
-                self._versioned(self._versioned_patch, req, [self._key(member)], args)
-            )
-        merged = self._patch(keys=[self._key(member)], args=self._pairs(changes))
+            return json.loads(self._versioned("versioned_patch", req, [self._key(member)], args))
+        merged = self._run("patch", req, [self._key(member)], self._pairs(changes))
         if merged is None:
             raise req.not_found()
         return json.loads(merged)
@@ -421,8 +565,8 @@ class RedisStore:
         attribute = self.version_attribute
         if attribute is not None:
             args = [member, attribute, self._expected(req)]
-            return json.loads(self._versioned(self._versioned_delete, req, keys, args))
-        deleted = self._delete(keys=keys, args=[member])
+            return json.loads(self._versioned("versioned_delete", req, keys, args))
+        deleted = self._run("delete", req, keys, [member])
         if deleted is None:
             raise req.not_found()
         return json.loads(deleted)

@@ -68,6 +68,7 @@ OPTIONS: dict[str, Any] = {
     "offload": None,
     "engine_options": None,
     "change_feed": False,
+    "idempotency_keys": True,
 }
 
 
@@ -83,6 +84,7 @@ def store(
     backend: str = "",
     version_attribute: str | None = None,
     change_feed: bool = False,
+    idempotency_keys: bool = True,
     **options: Any,
 ) -> SQLAlchemyStore:
     """A store for ``backend.use()``: documents in ``table`` of the database at ``url``.
@@ -92,7 +94,8 @@ def store(
     instead. ``version_attribute="_version"`` makes it versioned
     (docs/conflicts.md). ``change_feed=True`` (PostgreSQL) notifies clients of
     writes made to the table by anything else (docs/stores-sqlalchemy.md,
-    "Change feed"). ``options`` are pool options (``pool_size``...), ``offload`` and
+    "Change feed"). ``idempotency_keys=False`` keeps no table of idempotency keys
+    (docs/idempotency.md). ``options`` are pool options (``pool_size``...), ``offload`` and
     ``engine_options`` (passed to :func:`sqlalchemy.create_engine`).
     """
     unknown = sorted(set(options) - set(OPTIONS))
@@ -128,6 +131,7 @@ def store(
         max_limit=max_limit,
         version_attribute=version_attribute,
         change_feed=change_feed,
+        idempotency_keys=idempotency_keys,
     )
 
 
@@ -179,6 +183,7 @@ def make_store(config: StoreConfig) -> SQLAlchemyStore:
             backend=config.backend,
             version_attribute=config.version_attribute,
             change_feed=options.get("change_feed", False),
+            idempotency_keys=options.get("idempotency_keys", True),
             **extra,
         )
     except sa.exc.ArgumentError as error:

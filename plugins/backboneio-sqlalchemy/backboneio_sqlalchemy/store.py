@@ -5,6 +5,11 @@ conditional statement (``... WHERE id = :id AND <version> = :v``): when it
 touches no row, the row is read to tell NotFound from Conflict. A patch of
 a document table reads, merges and writes under the row lock its write
 transaction takes, so its version check is inside that lock.
+
+A write with an idempotency key records the key in its own transaction
+(keys.py); when the key turns out to be recorded already, the transaction is
+rolled back and the recorded answer is replayed, so a retry never applies
+twice (docs/idempotency.md).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from backboneio.backend import Request, Response
+from backboneio.backend import WRITE_METHODS, Request, Response
 from backboneio.errors import (
     BadRequest,
     ConfigurationError,
@@ -23,6 +28,7 @@ from backboneio.errors import (
     SyncError,
     Unavailable,
 )
+from backboneio.idempotency import IdempotencyKey, error_answer, remembered, result_answer
 from backboneio.query import Query
 from backboneio.stores import (
     check_version_attribute,
@@ -34,10 +40,17 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
 from .database import Database, is_unavailable
+from .keys import KeyTable
 from .tables import ColumnTable, DocumentTable
 
 log = logging.getLogger("backboneio.sqlalchemy")
 Table = DocumentTable | ColumnTable
+#: Attempts at a keyed write whose key was recorded, then expired, meanwhile.
+KEYED_ATTEMPTS = 3
+
+
+class _Recorded(Exception):
+    """Raised inside a write transaction to roll it back: its key was recorded already."""
 
 
 class SQLAlchemyStore:
@@ -60,8 +73,13 @@ class SQLAlchemyStore:
         max_limit: int | None = None,
         version_attribute: str | None = None,
         change_feed: bool = False,
+        idempotency_keys: bool = True,
     ) -> None:
         check_version_attribute(version_attribute, id_attribute)
+        if not isinstance(idempotency_keys, bool):
+            raise ConfigurationError(
+                f"idempotency_keys must be True or False, got {idempotency_keys!r}"
+            )
         if not isinstance(change_feed, bool):
             raise ConfigurationError(f"change_feed must be True or False, got {change_feed!r}")
         if change_feed:
@@ -91,6 +109,9 @@ class SQLAlchemyStore:
         self.max_limit = max_limit
         self.version_attribute = version_attribute
         self.change_feed = change_feed
+        # Keys go in a table of their own next to the models' (keys.py).
+        self.remembers_keys = idempotency_keys
+        self._keys: KeyTable | None = None
         self._table_source = table
         self._table: Table | None = None if callable(table) else table
         if self._table is not None and version_attribute is not None:
@@ -105,14 +126,63 @@ class SQLAlchemyStore:
 
     def __call__(self, req: Request, res: Response, next: Callable[..., None]) -> None:
         handler = getattr(self, f"_{req.method}")
+        key = req.idempotency if self.remembers_keys and req.method in WRITE_METHODS else None
         try:
-            self._prepare()
-            result = handler(req)
-        except SyncError:
-            raise
-        except exc.SQLAlchemyError as error:
-            raise self._public(error, req) from error
+            try:
+                self._prepare()
+                result = handler(req)
+            except exc.SQLAlchemyError as error:
+                raise self._public(error, req) from error
+        except SyncError as error:
+            if key is None or not remembered(error):
+                raise
+            result = self._refusal_answer(key, error)
         res.end(result)
+
+    # -- idempotency keys -------------------------------------------------------
+
+    def _write(self, req: Request, work: Callable[[Connection], Any]) -> Any:
+        """Run a write's transaction; with a key, record it in the same transaction."""
+        key = req.idempotency if self.remembers_keys else None
+        if key is None:
+            return self.database.run(work, write=True)
+        keys = self._keys
+        assert keys is not None
+
+        def keyed(conn: Connection) -> Any:
+            result = work(conn)
+            if not keys.record(conn, key, result_answer(result)):
+                raise _Recorded  # rolls the write back
+            return result
+
+        for _ in range(KEYED_ATTEMPTS):
+            try:
+                return self.database.run(keyed, write=True)
+            except _Recorded:
+                record = self.database.run(lambda conn: keys.lookup(conn, key), write=False)
+                if record is not None:
+                    return key.replay(record)
+        raise Unavailable("This write's idempotencyKey is busy; try again later")
+
+    def _refusal_answer(self, key: IdempotencyKey, error: SyncError) -> Any:
+        """A 4xx error is the key's answer, unless the key was recorded meanwhile
+        (a retry of a write that did land): then that answer is replayed."""
+        keys = self._keys
+        if keys is None:
+            raise error
+        try:
+            if self.database.run(
+                lambda conn: keys.record(conn, key, error_answer(error)), write=True
+            ):
+                raise error
+            record = self.database.run(lambda conn: keys.lookup(conn, key), write=False)
+        except exc.SQLAlchemyError:
+            # The refusal stands; only its record is missing, and nothing was written.
+            log.warning("could not record the idempotency key of a refused %s", key.method)
+            raise error from None
+        if record is None:
+            raise error
+        return key.replay(record)
 
     def _prepare(self) -> None:
         if self._prepared:
@@ -125,6 +195,14 @@ class SQLAlchemyStore:
                 if self.version_attribute is not None:
                     table.check_version_attribute(self.version_attribute)
             table.prepare(conn)
+            if self.remembers_keys:
+                keys = KeyTable(
+                    f"{table.name}_idempotency",
+                    schema=table.table.schema,
+                    postgresql=self.database.is_postgresql,
+                )
+                keys.prepare(conn)
+                self._keys = keys
             self._table = table
 
         # DDL takes SQLite's write lock; on PostgreSQL two servers may race to
@@ -201,7 +279,7 @@ class SQLAlchemyStore:
             return model
 
         try:
-            return self.database.run(create, write=True)
+            return self._write(req, create)
         except exc.IntegrityError as error:
             model_id = model.get(self.id_attribute)
             if model_id is not None and self._exists(model_id):
@@ -264,7 +342,7 @@ class SQLAlchemyStore:
                 raise req.not_found()
             return table.model_of(row) if isinstance(table, ColumnTable) else model
 
-        return self.database.run(update, write=True)
+        return self._write(req, update)
 
     def _patch(self, req: Request) -> dict[str, Any]:
         if self.version_attribute is not None:
@@ -294,7 +372,7 @@ class SQLAlchemyStore:
             )
             return merged
 
-        return self.database.run(patch, write=True)
+        return self._write(req, patch)
 
     def _delete(self, req: Request) -> dict[str, Any]:
         if self.version_attribute is not None:
@@ -309,7 +387,7 @@ class SQLAlchemyStore:
                 raise req.not_found()
             return table.model_of(row)
 
-        return self.database.run(delete, write=True)
+        return self._write(req, delete)
 
     # -- versioned writes -------------------------------------------------------
 
@@ -342,7 +420,7 @@ class SQLAlchemyStore:
                     raise req.not_found()
                 raise self._refused(conn, req, attribute, sent)
 
-            return self.database.run(update_columns, write=True)
+            return self._write(req, update_columns)
 
         table.values_for_update(model)  # refuse what the body cannot hold before any SQL
 
@@ -363,7 +441,7 @@ class SQLAlchemyStore:
                 raise req.not_found()
             raise self._refused(conn, req, attribute, sent)
 
-        return self.database.run(update_document, write=True)
+        return self._write(req, update_document)
 
     def _versioned_patch(self, req: Request, attribute: str) -> dict[str, Any]:
         table = self.table
@@ -389,7 +467,7 @@ class SQLAlchemyStore:
                     raise req.not_found()
                 raise self._refused(conn, req, attribute, sent)
 
-            return self.database.run(patch_columns, write=True)
+            return self._write(req, patch_columns)
 
         table.values_for_update(changes)  # refuse what the body cannot hold
 
@@ -407,7 +485,7 @@ class SQLAlchemyStore:
             )
             return merged
 
-        return self.database.run(patch_document, write=True)
+        return self._write(req, patch_document)
 
     def _versioned_delete(self, req: Request, attribute: str) -> dict[str, Any]:
         table = self.table
@@ -425,4 +503,4 @@ class SQLAlchemyStore:
                 raise req.not_found()
             raise self._refused(conn, req, attribute, sent)
 
-        return self.database.run(delete, write=True)
+        return self._write(req, delete)
