@@ -29,13 +29,30 @@
   var MessageView = Backbone.View.extend({
     tagName: 'li',
     className: 'message',
+
+    initialize: function () {
+      // model.pending: a write of it is not answered yet (offline, or on its way).
+      this.listenTo(this.model, 'pending change', this.render);
+      this.listenTo(this.model, 'error', this.failed);
+    },
+
     render: function () {
       // text(), never html(): messages come from other people
       this.$el.empty().append(
         $('<span class="text">').text(this.model.get('text')),
-        $('<time>').attr('datetime', this.model.get('sentAt')).text(clock(this.model.get('sentAt')))
+        this.model.pending
+          ? $('<span class="pending-mark">').text('sending…')
+          : $('<time>').attr('datetime', this.model.get('sentAt'))
+            .text(clock(this.model.get('sentAt')))
       );
+      this.$el.toggleClass('pending', this.model.pending);
       return this;
+    },
+
+    failed: function () {
+      this.$el.addClass('failed');
+      this.$('.pending-mark, time').remove();
+      this.$el.append($('<span class="failed-mark">').text('not sent'));
     }
   });
 
@@ -53,9 +70,12 @@
     },
 
     render: function () {
-      this.$list.empty().append(this.collection.map(function (message) {
-        return new MessageView({model: message}).render().el;
-      }));
+      // The previous views stop listening to their models before they go.
+      _.invoke(this.views || [], 'remove');
+      this.views = this.collection.map(function (message) {
+        return new MessageView({model: message}).render();
+      });
+      this.$list.empty().append(_.pluck(this.views, 'el'));
       this.$('.empty').toggle(this.collection.isEmpty());
       var list = this.$list.get(0);
       list.scrollTop = list.scrollHeight;
@@ -66,7 +86,9 @@
       event.preventDefault();
       var text = this.$input.val().trim();
       if (!text) return;
-      this.collection.create({text: text, sentAt: new Date().toISOString()}, {wait: true});
+      // Shown at once, marked "sending…" until the server has it: offline,
+      // the client keeps it in its queue and sends it when the network is back.
+      this.collection.create({text: text, sentAt: new Date().toISOString()});
       this.$input.val('').focus();
     },
 
