@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, NoReturn
 
+from . import requestlog
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:  # imported lazily below: serve() monkey-patches before any import
@@ -61,6 +62,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--debug", action="store_true", default=None, help="send error details to clients"
     )
+    serve.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=requestlog.LEVELS,
+        help="lowest level logged; INFO logs a line per sync (default: LOG_LEVEL setting, INFO)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=requestlog.FORMATS,
+        help="text lines, or json: one object per line (default: LOG_FORMAT setting, text)",
+    )
     serve.add_argument("--demo", action="store_true", help="also serve the demo pages at /")
     serve.add_argument(
         "--assets",
@@ -111,8 +123,12 @@ def serve(args: argparse.Namespace) -> int:
 
     from .app import build_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    requestlog.configure()  # for what loading the settings logs
     settings = _settings_for(args)
+    # A LOG_ setting of the wrong kind keeps the defaults: build_server reports it.
+    with contextlib.suppress(ValueError):
+        level, fmt = args.log_level or settings.LOG_LEVEL, args.log_format or settings.LOG_FORMAT
+        requestlog.configure(level, fmt)
     if args.debug:
         settings.values["DEBUG"] = True
     app = None

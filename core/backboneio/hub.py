@@ -37,6 +37,7 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
+from .requestlog import synced as log_sync
 from .settings import Settings
 
 log = logging.getLogger("backboneio")
@@ -492,11 +493,14 @@ class Hub:
     def sync(self, backend: str, sid: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """``sync({method, model, options})``: the ack's arguments."""
         state = self.served[backend]
+        started = time.perf_counter()
         self.in_flight += 1
         try:
-            return self._sync(state, backend, sid, args)
+            answer = self._sync(state, backend, sid, args)
         finally:
             self.in_flight -= 1
+        log_sync(backend, sid, args, answer, started, state.backend.id_attribute)  # requestlog.py
+        return answer
 
     def _sync(
         self, state: BackendState, backend: str, sid: str, args: tuple[Any, ...]

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from .errors import ConfigurationError
+from .requestlog import FORMATS as LOG_FORMATS
+from .requestlog import LEVELS as LOG_LEVELS
 
 ENVIRONMENT_VARIABLE = "BACKBONEIO_SETTINGS"
 T = TypeVar("T")
@@ -74,6 +76,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         "Seconds SIGTERM waits for requests in progress before closing every connection.",
     ),
     Setting("HEALTH_CHECKS", True, "Answer GET /healthz and /readyz (for load balancers)."),
+    Setting(
+        "LOG_LEVEL",
+        "INFO",
+        "Lowest level `backboneio serve` logs: DEBUG, INFO (a line per sync), WARNING, ERROR.",
+    ),
+    Setting("LOG_FORMAT", "text", "How `backboneio serve` logs: text, or json (an object a line)."),
 )
 
 # Keys of a BACKENDS entry the core itself reads; stores declare their own.
@@ -278,6 +286,13 @@ class Settings:
         expect("WEBSOCKET_COMPRESSION", bool, "True or False")
         expect("TCP_NODELAY", bool, "True or False")
         expect("HEALTH_CHECKS", bool, "True or False")
+        level = self.LOG_LEVEL
+        if not isinstance(level, str) or level.upper() not in LOG_LEVELS:
+            errors.append(
+                f"Setting LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}"
+            )
+        if self.LOG_FORMAT not in LOG_FORMATS:
+            errors.append(f"Setting LOG_FORMAT must be 'text' or 'json', got {self.LOG_FORMAT!r}")
         if expect("SHUTDOWN_TIMEOUT", (int, float), "a number of seconds") and (
             isinstance(self.SHUTDOWN_TIMEOUT, bool) or self.SHUTDOWN_TIMEOUT < 0
         ):
