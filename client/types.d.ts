@@ -29,6 +29,59 @@ export interface ConnectOptions extends Partial<ManagerOptions & SocketOptions> 
   syncTimeout?: number;
   /** Whether bound objects fetch again when the server cannot replay what they missed. Default true. */
   refetch?: boolean;
+  /** Whether writes are sent again (same idempotency key) after a drop or an unanswered attempt. Default true. */
+  retryWrites?: boolean;
+  /** Milliseconds after which an unanswered write fails with `Timeout`. Default 3600000 (an hour). */
+  giveUpAfter?: number;
+  /** On `Conflict`: keep the page's copy (default) or take the server's `current`. */
+  onConflict?: ConflictChoice;
+  /** The attribute a versioned backend keeps its version in. Default `_version`. */
+  versionAttribute?: string;
+  /** Keep unanswered writes in localStorage across a reload: true (key `backboneio.queue`) or a key. Default false. */
+  persistQueue?: boolean | string;
+  /** Returns a fresh token (or a promise of one), asked for before the current token's exp. */
+  refreshToken?: () => string | Record<string, unknown> | PromiseLike<string | Record<string, unknown>>;
+  /** How long before exp `refreshToken` is asked (at most half the token's remaining life). Default 60000. */
+  refreshBefore?: number;
+}
+
+/** What a `Conflict` answer does to the model: keep the page's copy, or take the server's. */
+export type ConflictChoice = 'keep' | 'server';
+
+/** Options the client reads on a write (`save`, `destroy`, `create`), besides Backbone's. */
+export interface WriteOptions {
+  /** Sent as the write's idempotency key instead of a fresh one (1 to 128 characters). */
+  idempotencyKey?: string;
+  /** false: this write is not retried (it fails on a drop, as a read does). */
+  retry?: boolean;
+  /** This write's choice on `Conflict` (see `ConnectOptions.onConflict`). */
+  onConflict?: ConflictChoice;
+}
+
+/** One entry of `Backbone.io.pendingWrites()`. */
+export interface PendingWrite extends LinkRef {
+  method: NotificationMethod;
+  /** The model's id, when it has one. */
+  id?: unknown;
+  idempotencyKey: string;
+  /** Attempts so far (0: never sent). */
+  attempts: number;
+  /** Whether an attempt is waiting for its answer now. */
+  sent: boolean;
+}
+
+/** What `refresh()` resolves with and the `refresh` event carries. */
+export interface RefreshInfo {
+  /** When the new credentials expire (seconds since the epoch), when known. */
+  expiresAt: number | null;
+}
+
+/** The fifth argument of the `retry` event. */
+export interface RetryInfo {
+  method: NotificationMethod;
+  attempts: number;
+  idempotencyKey: string;
+  reason: BackboneIOError;
 }
 
 /** Options of `bindBackend()`. */
@@ -134,6 +187,8 @@ export interface BackboneIOEvents {
   disconnect: (backend: string, channel: string | null, reason: Socket.DisconnectReason) => void;
   error: (error: BackboneIOError, where: LinkRef) => void;
   resync: (backend: string, channel: string | null, info: ResyncInfo) => void;
+  refresh: (info: RefreshInfo) => void;
+  retry: (where: LinkRef, info: RetryInfo) => void;
 }
 
 type Synced = Backbone.Model | Backbone.Collection;
@@ -155,6 +210,12 @@ export interface BackboneIO extends Backbone.EventsMixin {
   socketOf(obj: Synced): Socket | null;
   /** The open links, for debugging. */
   links(): LinkInfo[];
+  /** Hands every open socket new credentials (a string is sent as `{token}`), without reconnecting. */
+  refresh(credentials: string | Record<string, unknown>): PromiseLike<RefreshInfo>;
+  /** The writes not yet answered, in the order they were made. */
+  pendingWrites(): PendingWrite[];
+  /** A fresh idempotency key (a random UUID). */
+  idempotencyKey(): string;
 
   on<K extends keyof BackboneIOEvents>(eventName: K, callback: BackboneIOEvents[K], context?: any): this;
   on(eventName: string, callback: Backbone.EventHandler, context?: any): this;
@@ -180,6 +241,9 @@ declare module 'backbone' {
   const IO: BackboneIO;
 
   interface Model<T extends ObjectHash = any, S = ModelSetOptions, E = any> extends Backed {
+    /** true while a write of this model is unanswered (queued, retried, or on its way). */
+    readonly pending: boolean;
+    on(eventName: 'pending', callback: (model: this, pending: boolean, options: any) => void, context?: any): this;
     // The default event prefix, `backend`, typed; other prefixes take the
     // string signatures (see NotificationHandler and friends).
     on(eventName: 'backend', callback: NotificationHandler, context?: any): this;
@@ -207,6 +271,8 @@ declare module 'backbone' {
     once(events: string, callback: Backbone.EventHandler, context?: any): this;
     once(eventMap: Backbone.EventMap, context?: any): this;
   }
+  interface ModelSaveOptions extends WriteOptions {}
+  interface ModelDestroyOptions extends WriteOptions {}
   interface ModelConstructorOptions<TModel extends Model = Model> {
     /** Sync this model with a backend of its own. */
     backend?: BackendOption;

@@ -3,6 +3,8 @@
 import Backbone from 'backbone';
 import backboneIO, {
   type BackboneIOError,
+  type PendingWrite,
+  type RefreshInfo,
   type BackendSpec,
   type ConnectOptions,
   type LinkInfo,
@@ -65,6 +67,23 @@ new Todo({title: 'x'}).save(null, {
     if (err.name === 'Timeout') console.log(err.method, err.message);
   },
 });
+
+// Safe writes: keys, the queue, pending marks, conflicts, token refresh.
+backboneIO.connect({
+  retryWrites: true, giveUpAfter: 600000, onConflict: 'server', versionAttribute: '_version',
+  persistQueue: 'my-app.queue', refreshBefore: 30000,
+  refreshToken: () => fetch('/token').then((response) => response.text()),
+});
+const draft = new Todo({title: 'offline'});
+draft.on('pending', (model, pending) => console.log(model.id, pending, draft.pending));
+draft.save(null, {idempotencyKey: backboneIO.idempotencyKey(), onConflict: 'keep', retry: false});
+draft.destroy({idempotencyKey: 'delete-1'});
+const waiting: PendingWrite[] = backboneIO.pendingWrites();
+console.log(waiting.map((write) => [write.method, write.idempotencyKey, write.attempts, write.sent]));
+backboneIO.refresh('new.jwt.token').then((info: RefreshInfo) => console.log(info.expiresAt));
+backboneIO.refresh({token: 'new.jwt.token'});
+backboneIO.on('refresh', (info) => console.log(info.expiresAt));
+backboneIO.on('retry', (where, info) => console.log(where.backend, info.attempts, info.reason.name));
 
 const links: LinkInfo[] = backboneIO.links();
 console.log(links.map((link) => [link.backend, link.pending, link.positions[0]?.seq]));

@@ -12,3 +12,8 @@ class Items extends Backbone.Collection {}
 Items.prototype.backend = {name: 'items', chanel: 'room'}; // error: a misspelled key
 Items.prototype.backend = 42; // error: not a spec
 const err = backboneIO.links()[0].backend.status; // error: a string has no status
+backboneIO.connect({onConflict: 'merge'}); // error: neither 'keep' nor 'server'
+backboneIO.connect({giveUpAfter: 'an hour'}); // error: not a number
+backboneIO.refresh(42); // error: not a token nor an auth object
+new Backbone.Model().save(null, {idempotencyKey: 7}); // error: a key is a string
+const busy: string = new Backbone.Model().pending; // error: pending is a boolean
