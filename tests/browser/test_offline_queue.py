@@ -150,9 +150,7 @@ def test_the_demo_shows_sending_for_a_message_typed_offline_then_clears_it(
         assert away.locator(".pending-mark").count() == 0
 
 
-def test_a_conflicting_save_shows_the_servers_copy(
-    server: ServerProcess, context: Context
-) -> None:
+def test_a_conflicting_save_shows_the_servers_copy(server: ServerProcess, context: Context) -> None:
     room = {"name": "notes", "channel": "conflict"}
     mine = open_page(context, server.url, room, {"onConflict": "server"})
     theirs = open_page(context, server.url, room)

@@ -9,7 +9,10 @@ audience); a bad one is refused with a reason the client sees in
 ``req.identity``; the server disconnects the socket when ``exp`` passes (the
 identity's ``expires_at``), and ``exp`` is checked again on every listen and
 sync as well. Connections without a token are refused unless the settings say
-``TOKEN_AUTH_REQUIRED = False``.
+``TOKEN_AUTH_REQUIRED = False``. A connected client may hand over a new token
+before ``exp`` with the ``refresh`` event (``Backbone.io.refresh(token)``):
+the ``authenticate`` hook below verifies it as at connect, and the socket is
+then closed at the new ``exp`` instead (docs/auth.md).
 
 A ``channels`` claim limits which channels a token may listen to: exact names,
 or shell-style patterns marked ``glob:`` (``"glob:room-*"``). Anonymous
