@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `lint`, `demo`, `bench`, `docs`."""
+"""Developer sessions: `nox -s tests`, `cluster`, `lint`, `demo`, `bench`, `docs`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ def tests(session: nox.Session) -> None:
     """The whole suite: core, plugins, browser (needs chromium, postgresql, redis-server)."""
     session.install("-r", "requirements-test.txt")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def cluster(session: nox.Session) -> None:
+    """The protocol, channel, resume, auth and safe-write tests with every server three
+    processes on one Redis (tests/cluster-suite.txt; needs redis-server)."""
+    session.install("-r", "requirements-test.txt")
+    session.run("pytest", "@tests/cluster-suite.txt", *session.posargs)
 
 
 @nox.session

@@ -11,11 +11,15 @@ finally:
 
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -116,3 +120,134 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
+
+
+#: Added to a cluster's settings module: memory backends move to the shared
+#: Redis store, and the change log to Redis Streams, so that N processes
+#: serve one set of models with one log.
+_CLUSTER_SETTINGS = '''
+
+# -- added by backboneio_redis.testing.ServerCluster --
+def _backboneio_cluster(g):
+    if "PLUGINS" in g and "redis" not in g["PLUGINS"]:
+        g["PLUGINS"] = [*g["PLUGINS"], "redis"]
+    shared = {}
+    for name, entry in (g.get("BACKENDS") or {}).items():
+        if isinstance(entry, dict) and entry.get("store", "memory") == "memory":
+            entry = {**entry, "store": "redis", "url": %(store)r, "prefix": %(prefix)r + name}
+        shared[name] = entry
+    if "BACKENDS" in g:
+        g["BACKENDS"] = shared
+    g.setdefault("REDIS_MANAGER_URL", %(log)r)
+    g.setdefault("REDIS_MANAGER_CHANNEL", %(channel)r)
+
+
+_backboneio_cluster(globals())
+del _backboneio_cluster
+'''
+
+
+class ServerCluster:
+    """N ``backboneio serve`` processes that behave as one server: the same
+    settings, their memory backends moved to one Redis store and their change
+    log to Redis Streams on ``redis_url``.
+
+    It stands in for a :class:`~backboneio.testing.server.ServerProcess`:
+    each read of :attr:`url` names the next process in turn, so the clients of
+    a test are spread over them; :attr:`port`, :attr:`proc` and
+    :attr:`directory` are the first process's; :attr:`log` and
+    :meth:`wait_for_output` cover them all. ``server`` makes each process
+    (``ServerProcess`` or a subclass) from the settings text and ``options``.
+    """
+
+    def __init__(
+        self,
+        settings: Any = None,
+        *,
+        redis_url: str,
+        processes: int = 3,
+        server: Any = None,
+        **options: Any,
+    ) -> None:
+        from backboneio.testing.server import ServerProcess, settings_source
+
+        if processes < 1:
+            raise ValueError(f"a cluster needs at least one process, not {processes!r}")
+        make = server or ServerProcess
+        unique = uuid.uuid4().hex[:12]
+        text = (settings_source(settings) or "") + _CLUSTER_SETTINGS % {
+            "store": redis_url,
+            "prefix": f"cluster:{unique}:",
+            "log": redis_url,
+            "channel": f"cluster-{unique}",
+        }
+        options.pop("port", None)  # each process has a port of its own
+        self.processes = [make(text, **options) for _ in range(processes)]
+        self.settings = text
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        with self._lock:
+            turn = next(self._turn)
+        return str(self.processes[turn % len(self.processes)].url)
+
+    @property
+    def urls(self) -> list[str]:
+        return [str(p.url) for p in self.processes]
+
+    @property
+    def port(self) -> int:
+        return int(self.processes[0].port)
+
+    @property
+    def proc(self) -> Any:
+        return self.processes[0].proc
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.processes[0].directory)
+
+    @property
+    def output(self) -> list[str]:
+        return [line for p in self.processes for line in p.output]
+
+    @property
+    def log(self) -> str:
+        return "".join(
+            f"--- process {i} (port {p.port}) ---\n{p.log}" for i, p in enumerate(self.processes)
+        )
+
+    def start(self) -> ServerCluster:
+        try:
+            for process in self.processes:
+                process.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> int | None:
+        codes = [process.stop() for process in self.processes]
+        return codes[0]
+
+    def restart(self) -> ServerCluster:
+        self.stop()
+        return self.start()
+
+    def wait_for_output(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.output:
+                if text in line:
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no process printed {text!r}:\n{self.log}")
+            time.sleep(0.05)
+
+    def __enter__(self) -> ServerCluster:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -323,3 +323,28 @@ def test_an_emitter_in_another_program_reaches_every_process_through_the_log(
             emitter.close()
             for peer in peers:
                 peer.close()
+
+
+def test_a_server_cluster_spreads_its_clients_and_acts_as_one_server(
+    redis_server: RedisServer,
+) -> None:
+    from backboneio.testing.client import BackendClient
+    from backboneio_redis.testing import ServerCluster
+
+    settings = {"BACKENDS": {"notes": {}}, "PLUGINS": []}
+    with ServerCluster(settings, redis_url=redis_server.url, processes=3) as cluster:
+        urls = [cluster.url for _ in range(4)]
+        assert len(set(urls[:3])) == 3 and urls[3] == urls[0]
+        clients = [BackendClient(url, "notes") for url in urls[:3]]
+        try:
+            for client in clients:
+                client.listen()
+            created = clients[0].ok("create", {"text": "hi"})
+            # Heard on the other processes, read back from each: one store, one log.
+            assert [c.next_synced()[0] for c in clients[1:]] == ["create", "create"]
+            assert all(c.ok("read", {"id": created["id"]}) == created for c in clients)
+            assert cluster.wait_for_output("backboneio serving on")
+        finally:
+            for client in clients:
+                client.close()
+    assert cluster.proc is None
