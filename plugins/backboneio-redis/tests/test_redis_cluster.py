@@ -348,3 +348,86 @@ def test_a_server_cluster_spreads_its_clients_and_acts_as_one_server(
             for client in clients:
                 client.close()
     assert cluster.proc is None
+
+
+class OrderedListener:
+    """Socket.IO spoken by hand over one WebSocket, read by one thread: unlike
+    python-socketio's client (a thread per message), it keeps the wire's order."""
+
+    def __init__(self, url: str, backend: str) -> None:
+        import websocket
+
+        self.backend = backend
+        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        self.ws = websocket.create_connection(ws_url, timeout=TIMEOUT)
+        assert self.ws.recv().startswith("0")
+        self.ws.send(f"40/{backend},")
+        assert self._recv().startswith(f"40/{backend},")
+        self.ws.send(f'42/{backend},1["listen"]')
+        self.heard: list[tuple[Any, dict[str, Any]]] = []
+        self.listened = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        assert self.listened.wait(TIMEOUT)
+
+    def _recv(self) -> str:
+        while True:
+            frame = self.ws.recv()
+            if frame == "2":
+                self.ws.send("3")
+                continue
+            return str(frame)
+
+    def _read(self) -> None:
+        import json
+
+        event = f"42/{self.backend},"
+        with contextlib.suppress(Exception):
+            while True:
+                frame = self._recv()
+                if frame.startswith(f"43/{self.backend},1"):
+                    self.listened.set()
+                elif frame.startswith(event):
+                    name, _method, model, position = json.loads(frame[len(event) :])
+                    if name == "synced":
+                        self.heard.append((model, position))
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def test_every_process_delivers_one_stream_in_the_logs_order(redis_server: RedisServer) -> None:
+    from backboneio.testing.client import BackendClient
+    from backboneio_redis.testing import ServerCluster
+
+    per_writer = 200
+    with ServerCluster({"BACKENDS": {"notes": {}}}, redis_url=redis_server.url) as cluster:
+        listeners = [OrderedListener(url, "notes") for url in cluster.urls]
+        writers = [BackendClient(url, "notes") for url in cluster.urls]
+        try:
+
+            def write(index: int, writer: BackendClient) -> None:
+                for n in range(per_writer):
+                    writer.ok("create", {"w": index, "n": n})
+
+            threads = [threading.Thread(target=write, args=(i, w)) for i, w in enumerate(writers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(TIMEOUT * 6)
+            total = per_writer * len(writers)
+            deadline = time.monotonic() + TIMEOUT
+            while any(len(lst.heard) < total for lst in listeners) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            orders = []
+            for listener in listeners:
+                seqs = [position["seq"] for _, position in listener.heard]
+                assert seqs == list(range(1, total + 1)), "gap, repeat or reorder"
+                orders.append([(m["w"], m["n"]) for m, _ in listener.heard])
+            # The same order on every process, and each writer's own in it.
+            assert orders[0] == orders[1] == orders[2]
+            for index in range(len(writers)):
+                assert [n for w, n in orders[0] if w == index] == list(range(per_writer))
+        finally:
+            for client in [*listeners, *writers]:
+                client.close()
