@@ -570,10 +570,10 @@ class Hub:
             # The same request is in progress: its answer is this one's.
             left = deadline - time.monotonic()
             if left <= 0 or not claimed.wait(left):
-                error = SyncTimeout(
+                busy = SyncTimeout(
                     f"A write with this {idempotency.KEY_OPTION} is still in progress; retry later"
                 )
-                return self.error_answer(error, state.name), None
+                return self.error_answer(busy, state.name), None
         answer: idempotency.Answer | None = None
         try:
             late = functools.partial(self._late_write, state.name, req)

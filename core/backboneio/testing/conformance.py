@@ -882,12 +882,13 @@ class StoreConformance:
         self, keyed: StoreClient
     ) -> None:
         first, _ = keyed.keyed("create", {"id": "r", "title": "a"}, "k-reused")
-        for method, model in [
+        others: list[tuple[str, dict[str, Any]]] = [
             ("create", {"id": "r2", "title": "b"}),  # another model
             ("create", {"id": "r", "title": "a", "extra": 1}),
             ("patch", {"id": "r", "title": "a"}),  # another method
             ("delete", {"id": "r"}),
-        ]:
+        ]
+        for method, model in others:
             with pytest.raises(IdempotencyKeyReused) as info:
                 keyed.keyed(method, model, "k-reused")
             assert info.value.status == 422 and info.value.name == "IdempotencyKeyReused"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from backboneio.backend import WRITE_METHODS, Request, Response
@@ -45,6 +45,7 @@ from .tables import ColumnTable, DocumentTable
 
 log = logging.getLogger("backboneio.sqlalchemy")
 Table = DocumentTable | ColumnTable
+T = TypeVar("T")
 #: Attempts at a keyed write whose key was recorded, then expired, meanwhile.
 KEYED_ATTEMPTS = 3
 
@@ -141,7 +142,7 @@ class SQLAlchemyStore:
 
     # -- idempotency keys -------------------------------------------------------
 
-    def _write(self, req: Request, work: Callable[[Connection], Any]) -> Any:
+    def _write(self, req: Request, work: Callable[[Connection], T]) -> T:
         """Run a write's transaction; with a key, record it in the same transaction."""
         key = req.idempotency if self.remembers_keys else None
         if key is None:
@@ -149,7 +150,7 @@ class SQLAlchemyStore:
         keys = self._keys
         assert keys is not None
 
-        def keyed(conn: Connection) -> Any:
+        def keyed(conn: Connection) -> T:
             result = work(conn)
             if not keys.record(conn, key, result_answer(result)):
                 raise _Recorded  # rolls the write back
@@ -161,7 +162,7 @@ class SQLAlchemyStore:
             except _Recorded:
                 record = self.database.run(lambda conn: keys.lookup(conn, key), write=False)
                 if record is not None:
-                    return key.replay(record)
+                    return cast(T, key.replay(record))
         raise Unavailable("This write's idempotencyKey is busy; try again later")
 
     def _refusal_answer(self, key: IdempotencyKey, error: SyncError) -> Any:

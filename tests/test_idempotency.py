@@ -1,0 +1,245 @@
+"""Idempotent retries over the wire (docs/idempotency.md): real clients, a real server.
+
+A write sent again with the same ``options.idempotencyKey`` gets the first
+answer, is not applied again and is not notified again; the same key for
+another write is refused; a malformed key is a BadRequest and the server
+keeps serving. The memory store runs in the caller's green thread; the
+SQLite store in a thread of its own, so same-key requests really overlap.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.support.client import BackendClient
+from tests.support.server import ServerProcess
+
+SECRET = "idempotency-test-secret-" + "k" * 40
+WRITERS = 6
+
+
+def keyed(key: str) -> dict[str, Any]:
+    return {"idempotencyKey": key}
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module", params=["memory", "sqlite"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    entry: dict[str, Any] = {"store": "memory"}
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("keys") / "app.sqlite3"
+        entry = {"store": "sqlalchemy", "url": f"sqlite:///{path}"}
+    # Each backend's table is named after it.
+    backends = {"todos": entry, "notes": entry}
+    with ServerProcess(f"BACKENDS = {backends!r}\n") as srv:
+        yield srv
+
+
+@pytest.fixture
+def pair(server: Any) -> Iterator[tuple[BackendClient, BackendClient]]:
+    """A writer and a watcher that listens on the backend."""
+    writer, watcher = BackendClient(server.url, "todos"), BackendClient(server.url, "todos")
+    try:
+        watcher.listen()
+        yield writer, watcher
+    finally:
+        writer.close()
+        watcher.close()
+
+
+def count(client: BackendClient, **attributes: Any) -> int:
+    models = client.ok("read")
+    return sum(all(m.get(k) == v for k, v in attributes.items()) for m in models)
+
+
+def test_a_repeated_create_gets_the_first_answer_and_is_not_notified_again(
+    pair: tuple[BackendClient, BackendClient],
+) -> None:
+    writer, watcher = pair
+    key, tag = new_key(), new_key()
+    first = writer.sync("create", {"title": "milk", "tag": tag}, keyed(key))
+    error, created = first
+    assert error is None and created["title"] == "milk"
+    assert watcher.next_synced() == ("create", created)
+    for _ in range(3):
+        assert writer.sync("create", {"title": "milk", "tag": tag}, keyed(key)) == first
+    assert watcher.heard_nothing()
+    assert count(writer, tag=tag) == 1
+
+
+def test_a_retry_on_a_new_connection_gets_the_first_answer(
+    server: Any, pair: tuple[BackendClient, BackendClient]
+) -> None:
+    # The lost-ack case: the page reconnects and sends the write again.
+    writer, watcher = pair
+    key, tag = new_key(), new_key()
+    created = writer.ok("create", {"tag": tag}, keyed(key))
+    writer.close()
+    with BackendClient(server.url, "todos") as again:
+        assert again.ok("create", {"tag": tag}, keyed(key)) == created
+        assert watcher.next_synced() == ("create", created)
+        assert watcher.heard_nothing()
+        assert count(again, tag=tag) == 1
+
+
+@pytest.mark.parametrize("method", ["update", "patch", "delete"])
+def test_a_repeated_write_is_not_applied_over_a_later_one(
+    pair: tuple[BackendClient, BackendClient], method: str
+) -> None:
+    writer, watcher = pair
+    created = writer.ok("create", {"n": 0})
+    key = new_key()
+    first = writer.sync(method, {"id": created["id"], "n": 1}, keyed(key))
+    assert first[0] is None, first
+    later = writer.ok("create" if method == "delete" else "update", {"id": created["id"], "n": 2})
+    assert [m for m, _ in (watcher.next_synced() for _ in range(3))] == [
+        "create",
+        method,
+        "create" if method == "delete" else "update",
+    ]
+    assert writer.sync(method, {"id": created["id"], "n": 1}, keyed(key)) == first
+    assert watcher.heard_nothing()
+    assert writer.ok("read", {"id": created["id"]}) == later
+
+
+def test_a_4xx_answer_is_the_answer_to_every_repeat(
+    pair: tuple[BackendClient, BackendClient],
+) -> None:
+    writer, watcher = pair
+    key, ghost = new_key(), new_key()
+    first = writer.sync("patch", {"id": ghost, "n": 1}, keyed(key))
+    assert first[1] is None and first[0]["error"]["name"] == "NotFound"
+    writer.ok("create", {"id": ghost, "n": 0})
+    assert watcher.next_synced()[0] == "create"
+    assert writer.sync("patch", {"id": ghost, "n": 1}, keyed(key)) == first
+    assert writer.ok("read", {"id": ghost}) == {"id": ghost, "n": 0}
+    assert watcher.heard_nothing()
+
+
+def test_the_same_key_for_another_write_is_refused_and_nothing_is_written(
+    pair: tuple[BackendClient, BackendClient],
+) -> None:
+    writer, watcher = pair
+    key, tag = new_key(), new_key()
+    created = writer.ok("create", {"title": "a", "tag": tag}, keyed(key))
+    watcher.next_synced()
+    for method, model in [
+        ("create", {"title": "b", "tag": tag}),
+        ("update", {**created, "title": "b"}),
+        ("delete", {"id": created["id"]}),
+    ]:
+        error, result = writer.sync(method, model, keyed(key))
+        assert result is None
+        assert error["error"]["name"] == "IdempotencyKeyReused", error
+        assert error["error"]["status"] == 422
+        assert error["error"]["idempotencyKey"] == key
+        assert "new key" in error["error"]["message"]
+    assert watcher.heard_nothing()
+    assert writer.ok("read", {"id": created["id"]}) == created
+    assert count(writer, tag=tag) == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "k" * 129, 42, True, ["a"], {"key": "a"}],
+    ids=["empty", "129-characters", "number", "true", "list", "object"],
+)
+def test_a_malformed_key_is_a_bad_request_and_the_server_keeps_serving(
+    pair: tuple[BackendClient, BackendClient], bad: Any
+) -> None:
+    writer, watcher = pair
+    tag = new_key()
+    error, result = writer.sync("create", {"tag": tag}, {"idempotencyKey": bad})
+    assert result is None
+    assert error["error"]["name"] == "BadRequest"
+    assert error["error"]["field"] == "idempotencyKey"
+    assert "idempotencyKey must be a string of 1 to 128 characters" in error["error"]["message"]
+    assert watcher.heard_nothing()
+    assert count(writer, tag=tag) == 0
+    # Both sockets keep working, with or without a key.
+    created = writer.ok("create", {"tag": tag}, keyed(new_key() * 4))  # 128 characters
+    assert watcher.next_synced() == ("create", created)
+    assert watcher.ok("create", {"tag": tag})["tag"] == tag
+
+
+def test_a_key_of_null_is_no_key(pair: tuple[BackendClient, BackendClient]) -> None:
+    writer, _ = pair
+    tag = new_key()
+    writer.ok("create", {"tag": tag}, {"idempotencyKey": None})
+    writer.ok("create", {"tag": tag}, {"idempotencyKey": None})
+    assert count(writer, tag=tag) == 2
+
+
+def test_keys_are_scoped_per_backend(server: Any) -> None:
+    key, tag = new_key(), new_key()
+    with BackendClient(server.url, "todos") as todos, BackendClient(server.url, "notes") as notes:
+        a = todos.ok("create", {"tag": tag}, keyed(key))
+        b = notes.ok("create", {"tag": tag}, keyed(key))
+        assert a["id"] != b["id"]
+        assert count(todos, tag=tag) == 1 and count(notes, tag=tag) == 1
+
+
+def test_concurrent_sends_of_one_key_make_one_model_and_one_notification(server: Any) -> None:
+    key, tag = new_key(), new_key()
+    writers = [BackendClient(server.url, "todos") for _ in range(WRITERS)]
+    watcher = BackendClient(server.url, "todos")
+    try:
+        watcher.listen()
+
+        def send(client: BackendClient) -> Any:
+            return client.sync("create", {"tag": tag}, keyed(key))
+
+        with ThreadPoolExecutor(WRITERS) as pool:
+            answers = list(pool.map(send, writers))
+        assert all(error is None for error, _ in answers), answers
+        assert len({result["id"] for _, result in answers}) == 1, answers
+        assert watcher.next_synced() == ("create", answers[0][1])
+        assert watcher.heard_nothing()
+        assert count(watcher, tag=tag) == 1
+    finally:
+        for client in [*writers, watcher]:
+            client.close()
+
+
+# -- identities ------------------------------------------------------------------
+
+
+def mint(sub: str, **claims: Any) -> str:
+    return jwt.encode({"sub": sub, "exp": int(time.time()) + 300, **claims}, SECRET, "HS256")
+
+
+@pytest.fixture(scope="module")
+def token_server() -> Iterator[Any]:
+    settings = (
+        'PLUGINS = ["backboneio-token-auth"]\n'
+        f"TOKEN_AUTH_SECRET = {SECRET!r}\n"
+        "BACKENDS = {'todos': {'store': 'memory'}}\n"
+    )
+    with ServerProcess(settings) as srv:
+        yield srv
+
+
+def test_keys_are_scoped_per_identity_and_survive_a_new_token(token_server: Any) -> None:
+    key, tag = new_key(), new_key()
+    url = token_server.url
+    with BackendClient(url, "todos", auth={"token": mint("ann")}) as ann:
+        mine = ann.ok("create", {"tag": tag}, keyed(key))
+    with BackendClient(url, "todos", auth={"token": mint("bob")}) as bob:
+        # Another person's key is another key: bob's write runs.
+        theirs = bob.ok("create", {"tag": tag}, keyed(key))
+        assert theirs["id"] != mine["id"]
+    # Ann again, with a new token (another iat and exp): still her key.
+    with BackendClient(url, "todos", auth={"token": mint("ann", role="x")}) as ann:
+        assert ann.ok("create", {"tag": tag}, keyed(key)) == mine
+        assert count(ann, tag=tag) == 2
