@@ -86,7 +86,9 @@ def authenticate(
     if none decides), or raise :class:`backboneio.ConnectionRefused` to refuse
     the connection with a reason the client sees in ``connect_error``. An
     identity with an ``expires_at`` attribute (seconds since the epoch) is
-    disconnected when that time passes.
+    disconnected when that time passes. Also called on ``refresh`` with the
+    new ``auth`` and the connection's environ: the identity returned replaces
+    the socket's; ``ConnectionRefused`` or None leaves it as it was.
     """
 
 
