@@ -15,16 +15,18 @@ first's row and then finds it live; on SQLite writes are serialized anyway.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import sqlalchemy as sa
 from backboneio import jsonutil
 from backboneio.idempotency import Answer, IdempotencyKey, Record
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 
 #: Seconds between two deletions of expired keys (each done inside a write).
 PURGE_INTERVAL = 60.0
+#: The columns an upsert writes (a live row keeps its own).
+RECORDED = ("method", "fingerprint", "answer", "expires_at")
 
 
 class KeyTable:
@@ -47,20 +49,26 @@ class KeyTable:
             sa.Column("expires_at", sa.Float(), nullable=False, index=True),
         )
         self._next_purge = 0.0
+        # Built once: constructing an upsert costs more than running it.
+        c = self.table.c
+        insert = (pg_dialect.insert if postgresql else sqlite_dialect.insert)(self.table)
+        self._upsert = insert.on_conflict_do_update(
+            index_elements=[c.backend, c.owner, c.key],
+            set_={name: insert.excluded[name] for name in RECORDED},
+            where=c.expires_at <= sa.bindparam("now"),
+        )
+        self._lookup = sa.select(c.method, c.fingerprint, c.answer, c.expires_at).where(
+            c.backend == sa.bindparam("b"), c.owner == sa.bindparam("o"), c.key == sa.bindparam("k")
+        )
 
     def prepare(self, conn: Connection) -> None:
         self.table.create(conn, checkfirst=True)
-
-    def _where(self, key: IdempotencyKey) -> Any:
-        c = self.table.c
-        return sa.and_(c.backend == key.backend, c.owner == key.owner, c.key == key.key)
 
     def record(self, conn: Connection, key: IdempotencyKey, answer: Answer) -> bool:
         """Record ``answer`` for ``key`` unless a live record of it exists; True if recorded."""
         now = time.time()
         if key.expires_at <= now:
             return True  # forgotten at once: nothing to keep
-        c = self.table.c
         values = {
             "backend": key.backend,
             "owner": key.owner,
@@ -69,26 +77,17 @@ class KeyTable:
             "fingerprint": key.fingerprint,
             "answer": jsonutil.dumps(answer),
             "expires_at": key.expires_at,
+            "now": now,
         }
-        insert = (postgresql.insert if self.postgresql else sqlite.insert)(self.table)
-        stmt = insert.values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[c.backend, c.owner, c.key],
-            set_={name: stmt.excluded[name] for name in values},
-            where=c.expires_at <= now,
-        )
-        recorded = conn.execute(stmt).rowcount == 1
+        recorded = conn.execute(self._upsert, values).rowcount == 1
         if recorded and now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL
-            conn.execute(sa.delete(self.table).where(c.expires_at <= now))
+            conn.execute(sa.delete(self.table).where(self.table.c.expires_at <= now))
         return recorded
 
     def lookup(self, conn: Connection, key: IdempotencyKey) -> Record | None:
         """The live record of ``key``, or None."""
-        c = self.table.c
-        row = conn.execute(
-            sa.select(c.method, c.fingerprint, c.answer, c.expires_at).where(self._where(key))
-        ).first()
+        row = conn.execute(self._lookup, {"b": key.backend, "o": key.owner, "k": key.key}).first()
         if row is None:
             return None
         record = Record(row.method, row.fingerprint, jsonutil.loads(row.answer), row.expires_at)
