@@ -304,3 +304,35 @@ def test_a_failing_test_reports_the_output_of_its_servers(tmp_path):
     assert "1 failed" in report, report
     assert "backboneio server http://127.0.0.1:" in report, report
     assert "backboneio serving on" in report, report  # what the server printed
+
+
+def test_the_test_client_hears_notifications_in_wire_order(backboneio_server):
+    # python-socketio's client handles each message in a thread of its own;
+    # the kit's client must not swap neighbours (see WireOrderClient).
+    import threading
+
+    from backboneio.testing.client import BackendClient
+
+    listener = BackendClient(backboneio_server.url, "test")
+    writers = [BackendClient(backboneio_server.url, "test") for _ in range(4)]
+    try:
+        listener.listen()
+
+        def write(writer):
+            for n in range(250):
+                writer.ok("create", {"n": n})
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in writers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        heard = [listener.next_synced() for _ in range(1000)]
+        assert len(heard) == 1000
+        assert [p["seq"] for p in listener.positions] == list(range(1, 1001))
+        # Every message went through the one inbox: if python-engineio stops
+        # dispatching messages through start_background_task, this says so.
+        assert listener.sio.eio.in_order >= 1000
+    finally:
+        for client in [listener, *writers]:
+            client.close()

@@ -17,6 +17,7 @@ error that says so.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from typing import Any
 
@@ -35,6 +36,66 @@ def require_client_extra() -> None:
         raise RuntimeError(EXTRA_HINT) from None
 
 
+class WireOrderClient(socketio.Client):  # type: ignore[misc]  # socketio has no types
+    """python-socketio's client, handling incoming messages in the order the
+    server sent them.
+
+    python-socketio's client starts a thread for every message it receives,
+    so two notifications sent back to back may reach their handlers swapped,
+    and a test that checks order fails now and then. This one hands each
+    socket's messages to one worker thread instead (not the reading thread: a
+    handler may disconnect, which waits for the reader). It leans on two
+    internals of python-socketio and python-engineio, kept here alone:
+    ``Client._engineio_client_class`` and engineio delivering each message
+    through ``start_background_task(handlers["message"], ...)``;
+    ``tests/test_plugin_kit.py::test_the_test_client_hears_notifications_in_wire_order``
+    fails if either changes.
+    """
+
+    def _engineio_client_class(self) -> type[Any]:
+        return _in_order(super()._engineio_client_class())
+
+
+def _in_order(base: type[Any]) -> type[Any]:
+    class InOrder(base):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._inbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]] = queue.SimpleQueue()
+            self._worker: threading.Thread | None = None
+            self._worker_lock = threading.Lock()
+            self.in_order = 0  # messages handled through the inbox
+
+        def start_background_task(self, target: Any, *args: Any, **kwargs: Any) -> Any:
+            if target is not self.handlers.get("message") or kwargs:
+                return super().start_background_task(target, *args, **kwargs)
+            self._inbox.put((target, args))
+            self.in_order += 1
+            with self._worker_lock:
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._work, daemon=True)
+                    self._worker.start()
+            return None
+
+        def _work(self) -> None:
+            # Ends a second after the inbox ran dry; the next message starts another.
+            while True:
+                try:
+                    handler, args = self._inbox.get(timeout=1.0)
+                except queue.Empty:
+                    with self._worker_lock:
+                        if self._inbox.empty():
+                            self._worker = None
+                            return
+                    continue
+                try:
+                    handler(*args)
+                except Exception:
+                    self.logger.exception("message handler error")
+
+    InOrder.__name__ = InOrder.__qualname__ = f"InOrder{base.__name__}"
+    return InOrder
+
+
 class BackendClient:
     """One socket connected to one backend namespace, recording what it hears."""
 
@@ -50,7 +111,7 @@ class BackendClient:
         self.url = url
         self.backend = backend
         self.namespace = f"/{backend}"
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = WireOrderClient(reconnection=False)
         self.synced: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._peeked: list[tuple[str, Any]] = []  # what heard_nothing() saw, still first
         self.errors: queue.Queue[Any] = queue.Queue()
