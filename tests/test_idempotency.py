@@ -3,12 +3,17 @@
 A write sent again with the same ``options.idempotencyKey`` gets the first
 answer, is not applied again and is not notified again; the same key for
 another write is refused; a malformed key is a BadRequest and the server
-keeps serving. The memory store runs in the caller's green thread; the
-SQLite store in a thread of its own, so same-key requests really overlap.
+keeps serving. On every store: the memory store runs in the caller's green
+thread, the others in threads or sockets of their own, so same-key requests
+really overlap. With ``--cluster N`` (tests/cluster-suite.txt) each server is
+N processes on one Redis store, so a retry and the concurrent sends reach
+other processes than the first attempt did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,12 +23,15 @@ from typing import Any
 
 import jwt
 import pytest
+from backboneio.idempotency import IdempotencyKey, KeyTable, fingerprint, identity_scope
 
 from tests.support.client import BackendClient
+from tests.support.requires import binary, missing
 from tests.support.server import ServerProcess
 
 SECRET = "idempotency-test-secret-" + "k" * 40
 WRITERS = 6
+PG_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/bin")
 
 
 def keyed(key: str) -> dict[str, Any]:
@@ -34,14 +42,60 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-@pytest.fixture(scope="module", params=["memory", "sqlite"])
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    from backboneio_sqlalchemy.testing import PostgresServer
+
+    hint = "apt-get install postgresql"
+    server = PostgresServer(
+        binary("initdb", hint, search=PG_SEARCH), binary("pg_ctl", hint, search=PG_SEARCH)
+    )
+    if server.as_root and not shutil.which("runuser"):
+        missing("runuser (to run PostgreSQL as a non-root user)", "apt-get install util-linux")
+    try:
+        server.init()
+        server.start()
+        yield server.url
+    finally:
+        with contextlib.suppress(RuntimeError):
+            server.stop()
+        server.remove()
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    from backboneio_redis.testing import RedisServer
+
+    server = RedisServer(binary("redis-server", "apt-get install redis-server"))
+    try:
+        yield server.start().url
+    finally:
+        server.close()
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     entry: dict[str, Any] = {"store": "memory"}
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("keys") / "app.sqlite3"
         entry = {"store": "sqlalchemy", "url": f"sqlite:///{path}"}
-    # Each backend's table is named after it.
-    backends = {"todos": entry, "notes": entry}
+    elif request.param == "postgres":
+        entry = {"store": "sqlalchemy", "url": request.getfixturevalue("postgres_url")}
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        entry = {"store": "redis", "url": url, "prefix": f"keys:{uuid.uuid4().hex}"}
+    # Each backend's table (or key prefix) is its own.
+    backends = {"todos": entry, "notes": {**entry}}
+    if request.param == "redis":
+        backends["notes"]["prefix"] = f"keys:{uuid.uuid4().hex}"
     with ServerProcess(f"BACKENDS = {backends!r}\n") as srv:
         yield srv
 
@@ -243,3 +297,54 @@ def test_keys_are_scoped_per_identity_and_survive_a_new_token(token_server: Any)
     with BackendClient(url, "todos", auth={"token": mint("ann", role="x")}) as ann:
         assert ann.ok("create", {"tag": tag}, keyed(key)) == mine
         assert count(ann, tag=tag) == 2
+
+
+# -- the rules as plain functions --------------------------------------------------
+
+
+def test_the_fingerprint_is_the_method_and_the_model_whatever_their_key_order() -> None:
+    assert fingerprint("create", {"a": 1, "b": [1, {"x": 2, "y": 3}]}) == fingerprint(
+        "create", {"b": [1, {"y": 3, "x": 2}], "a": 1}
+    )
+    assert fingerprint("create", {"a": 1}) != fingerprint("update", {"a": 1})
+    assert fingerprint("create", {"a": 1}) != fingerprint("create", {"a": 1.5})
+    assert fingerprint("create", {"n": 2**70}) != fingerprint("create", {"n": 2**70 + 1})
+
+
+class User:
+    def __init__(self, id: Any) -> None:
+        self.id = id
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ({"sub": "ann", "exp": 1}, {"sub": "ann", "exp": 2, "role": "x"}, True),  # a new token
+        ({"sub": "ann"}, {"sub": "bob"}, False),
+        ({"id": 7, "name": "Ann"}, {"id": 7, "name": "Ann B."}, True),
+        (User(7), User(7), True),
+        (User(7), User("7"), False),
+        ("ann", "ann", True),
+        ("ann", "bob", False),
+        (None, None, True),
+        (None, "", False),
+    ],
+)
+def test_the_identity_scope_is_who_not_which_credential(
+    first: Any, second: Any, same: bool
+) -> None:
+    assert (identity_scope(first) == identity_scope(second)) is same
+
+
+def test_the_process_table_keeps_the_newest_answers() -> None:
+    table = KeyTable(max_keys=2)
+
+    def key(name: str) -> IdempotencyKey:
+        return IdempotencyKey("b", "", name, "create", "fp", time.time() + 60)
+
+    for name in ("one", "two", "three"):
+        assert table.claim(key(name)) is None  # this request's to run
+        table.finish(key(name), {"result": name})
+    assert len(table) == 2
+    assert table.claim(key("three")) == {"result": "three"}
+    assert table.claim(key("one")) is None  # forgotten: it runs again
