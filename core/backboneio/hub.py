@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import pluggy
 
-from . import idempotency, protocol, runner
+from . import idempotency, presence, protocol, runner
 from .backend import WRITE_METHODS, Backend, Request
 from .changelog import ChangeLog, Entry, MemoryChangeLog, Position, Retention, StreamKey
 from .errors import (
@@ -84,6 +84,9 @@ class Transport(Protocol):
     def disconnect(self, backend: str, sid: str) -> None:
         """Close the socket's connection to the backend."""
 
+    def send_presence(self, backend: str, data: tuple[Any, ...], *, to: list[str]) -> None:
+        """Emit ``presence(*data)`` to the sids ``to`` (presence.py)."""
+
 
 class NoTransport:
     """An :class:`Emitter`'s hub serves nobody."""
@@ -95,6 +98,9 @@ class NoTransport:
         pass
 
     def disconnect(self, backend: str, sid: str) -> None:
+        pass
+
+    def send_presence(self, backend: str, data: tuple[Any, ...], *, to: list[str]) -> None:
         pass
 
 
@@ -159,6 +165,10 @@ class Hub:
         self._retrying = False
         # Answers to writes with an idempotencyKey, newest first out (idempotency.py).
         self.keys = idempotency.KeyTable(int(settings.IDEMPOTENCY_MAX_KEYS))
+        # Who is here (presence.py); a plugin may swap its store for a shared one.
+        self.presence = presence.Registry(
+            presence.MemoryPresence(), self.tell_presence, float(settings.PRESENCE_GRACE)
+        )
 
     def __repr__(self) -> str:
         return f"<Hub serving {', '.join(self.backends) or 'no backends'}>"
@@ -217,6 +227,7 @@ class Hub:
         self.started = True
 
     def close(self) -> None:
+        self.presence.close()
         self.log.close()
 
     def drain(self, timeout: float) -> int:
@@ -336,8 +347,31 @@ class Hub:
         if client.channel is not None:
             self._leave(state, client)
         state.careful.discard(sid)
+        self.presence.dropped(backend, sid)
         if client.expiry is not None:
             client.expiry.cancel()
+
+    def presence_request(self, backend: str, sid: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``presence({state, presenceId})``: the ack's arguments (presence.py)."""
+        try:
+            client = self.client(backend, sid)
+            answer = self.presence.request(client, args, self.settings.PRESENCE_MAX_BYTES)
+        except Exception as exc:
+            return self.error_answer(exc, backend), None
+        return None, answer
+
+    def tell_presence(self, scope: presence.Scope, change: presence.Change) -> None:
+        """A presence change, to the sockets of its backend (no channel) or channel."""
+        backend, channel = scope
+        state = self.served.get(backend)
+        if state is None:
+            return
+        if channel is None:
+            to = [sid for sid, client in state.clients.items() if client.channel is None]
+        else:
+            to = list(state.channels.get(channel, ()))
+        if to:
+            self.transport.send_presence(backend, presence.event_args(change, channel), to=to)
 
     def client(self, backend: str, sid: str) -> Client:
         try:
@@ -414,6 +448,7 @@ class Hub:
         try:
             client = self.client(backend, sid)
             request = protocol.parse_listen(args)
+            announced = presence.parse_listen_options(args, self.settings.PRESENCE_MAX_BYTES)
             self.authorize("listen", client, request.channel, None)
         except Exception as exc:
             return self.error_answer(exc, backend)
@@ -431,7 +466,9 @@ class Hub:
             positions = [self.head(stream) for stream in streams]
         except Exception as exc:  # a shared log that is unreachable: Unavailable
             return self.error_answer(exc, backend)
-        return protocol.listen_answer(state.event, client.channel, positions, failed)
+        answer = protocol.listen_answer(state.event, client.channel, positions, failed)
+        self.presence.listened(client, announced, answer)
+        return answer
 
     def _leave(self, state: BackendState, client: Client) -> None:
         members = state.channels.get(client.channel or "")

@@ -64,6 +64,16 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         10_000,
         "Answers to keyed writes each server process remembers in memory (0: none).",
     ),
+    Setting(
+        "PRESENCE_MAX_BYTES",
+        1024,
+        "Bytes of JSON a client's presence state may have; a larger one is refused.",
+    ),
+    Setting(
+        "PRESENCE_GRACE",
+        3.0,
+        "Seconds a dropped connection stays a presence member, so a reconnect does not flicker.",
+    ),
     Setting("MAX_CONNECTIONS", 20_000, "Connections one server process holds at once."),
     Setting("LISTEN_BACKLOG", 4096, "Connections the kernel queues before they are accepted."),
     Setting("WEBSOCKET_COMPRESSION", False, "Negotiate permessage-deflate if a client offers it."),
@@ -279,6 +289,17 @@ class Settings:
         ):
             errors.append(
                 f"Setting IDEMPOTENCY_MAX_KEYS must be 0 or more, got {self.IDEMPOTENCY_MAX_KEYS!r}"
+            )
+        if expect("PRESENCE_MAX_BYTES", int, "a number of bytes") and self.PRESENCE_MAX_BYTES < 2:
+            errors.append(
+                f"Setting PRESENCE_MAX_BYTES must be at least 2 (the bytes of {{}}), "
+                f"got {self.PRESENCE_MAX_BYTES!r}"
+            )
+        if expect("PRESENCE_GRACE", (int, float), "a number of seconds") and not (
+            self.PRESENCE_GRACE >= 0
+        ):
+            errors.append(
+                f"Setting PRESENCE_GRACE must be 0 or more seconds, got {self.PRESENCE_GRACE!r}"
             )
         for name in ("MAX_CONNECTIONS", "LISTEN_BACKLOG"):
             if expect(name, int, "a number of connections") and self.get(name) < 1:

@@ -29,7 +29,7 @@ log = logging.getLogger("backboneio")
 CLOSE_SECONDS = 2.0  # for every connection to be told to close when draining
 HEADER_SCAN = 300  # characters of an oversized packet read to find its namespace and ack id
 # A refresh's outcome, like a listen's or a sync's, only reaches the client in the ack.
-ACKED_EVENTS = protocol.CLIENT_EVENTS | {"refresh"}
+ACKED_EVENTS = protocol.CLIENT_EVENTS | {"refresh", "presence"}
 
 
 class Refused:
@@ -163,6 +163,8 @@ class BackendNamespace(RefusingNamespace):
             return self.hub.listen(self.name, args[0], args[1:])
         if event == "refresh":
             return self.hub.refresh(self.name, args[0], args[1:])
+        if event == "presence":
+            return self.hub.presence_request(self.name, args[0], args[1:])
         return super().trigger_event(event, *args)
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -208,6 +210,12 @@ class Transport:
         except Exception:
             # The write is stored and its author must still get the answer.
             log.exception("could not notify the clients of backend %r", backend)
+
+    def send_presence(self, backend: str, data: tuple[Any, ...], *, to: list[str]) -> None:
+        try:
+            self.server.emit("presence", data, to=to, namespace=f"/{backend}", ignore_queue=True)
+        except Exception:
+            log.exception("could not tell the clients of backend %r about presence", backend)
 
     def join(self, backend: str, sid: str, channel: str | None, old: str | None) -> None:
         namespace = f"/{backend}"
