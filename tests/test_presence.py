@@ -6,6 +6,7 @@ connections are cut abruptly through a TCP relay, as a network would.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from collections.abc import Iterator
 from typing import Any
@@ -98,10 +99,8 @@ def clients() -> Iterator[list[PresenceClient]]:
     made: list[PresenceClient] = []
     yield made
     for client in made:
-        try:
+        with contextlib.suppress(Exception):
             client.close()
-        except Exception:
-            pass
 
 
 @pytest.fixture
@@ -165,7 +164,7 @@ def test_presence_is_per_channel(server, clients):
     # Nothing of chan-a reaches chan-b; moving to chan-b is a leave there and a join here.
     in_a.presence({"state": {"name": "a2"}})
     in_a.announce("chan-b", {"name": "a"})
-    member, meta = in_b.wait_event("join", a_id)
+    _member, meta = in_b.wait_event("join", a_id)
     assert meta["channel"] == "chan-b"
     assert all(m["state"] != {"name": "a2"} for _, m, _ in in_b.quiet(0.2))
     assert sorted(in_b.presence()[1]["members"], key=lambda m: m["state"]["name"]) == [
