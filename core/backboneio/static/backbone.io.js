@@ -603,7 +603,8 @@
   };
 
   Link.prototype.idle = function () {
-    return !this.subscribers.length && !this.queue.length && !this.inflight.length;
+    return !this.subscribers.length && !this.queue.length && !this.inflight.length &&
+      !presences[this.key];
   };
 
   // Closes a channel's link once the current call stack is done, if nothing
@@ -1298,6 +1299,125 @@
     return backendSync(method, model, options || {}, spec);
   };
 
+  // -- presence --------------------------------------------------------------
+  //
+  // Backbone.io.presence(backend, channel): a collection of the members of a
+  // backend (no channel) or channel, kept current from `presence(kind, member,
+  // {channel})` events. After every listen of its link (reconnects included)
+  // the collection asks the server for the members again, announcing the
+  // page's state if it set one, so a reconnect within the server's grace
+  // period comes back as the same member. Events heard while such a request
+  // is unanswered are dropped: the server's answer already includes them.
+
+  var presences = {};  // link key -> the collection
+  var presenceId = null;  // one per page: the same connection across reconnects
+
+  function pagePresenceId() {
+    if (!presenceId) presenceId = idempotencyKey();
+    return presenceId;
+  }
+
+  function presenceAttach(members) {
+    var link = members._link, socket = link.socket;
+    if (!socket || members._socket === socket) return;
+    members._socket = socket;
+    socket.on('presence', function (kind, member, meta) {
+      if (socket !== link.socket || members._pending > 0 || !member) return;
+      if ((meta && meta.channel !== undefined ? meta.channel : null) !== link.channel) return;
+      if (kind === 'leave') members.remove(member.id);
+      else members.add(member, {merge: true});
+    });
+  }
+
+  // Sends presence({state?, presenceId}); the answer replaces the members.
+  function presenceRequest(members, options) {
+    var link = members._link, socket = link.socket;
+    presenceAttach(members);
+    if (!socket || !socket.connected || !link.ready) {
+      return Promise.resolve(null);  // the next listen sends it
+    }
+    members._pending += 1;
+    return new Promise(function (resolve, reject) {
+      socket.emit('presence', _.extend({presenceId: pagePresenceId()}, options),
+        function (err, answer) {
+          members._pending -= 1;
+          if (socket !== link.socket || members._stopped) return resolve(null);
+          if (err || !answer) {
+            var why = (err && err.error) || err ||
+              error('BadRequest', 'The server gave no answer to presence', 400);
+            announce('error', why, link.info());
+            return reject(why);
+          }
+          members.me = answer.self;
+          if (members._pending === 0) members.set(answer.members);
+          resolve(answer);
+        });
+    });
+  }
+
+  function presenceRefresh(members) {
+    var options = members._state !== undefined && members._state !== null
+      ? {state: members._state} : {};
+    return presenceRequest(members, options).catch(noop);
+  }
+
+  var PresenceMembers = Backbone.Collection.extend({
+    // A member: {id, state, connections}. `id` is what the server keys it on
+    // (the authenticated identity, else the page); `state` is what it said.
+    model: Backbone.Model.extend({idAttribute: 'id'}),
+
+    // Announces this page on the backend or channel with `state` (a small
+    // object), or updates what it says; null leaves. Resolves with the
+    // server's answer, and rejects with its error (PayloadTooLarge...).
+    announce: function (state) {
+      var members = this, before = this._state;
+      this._state = state;
+      if (state === null) this.me = null;
+      return presenceRequest(this, {state: state}).catch(function (why) {
+        // Refused (too large...): a reconnect must not send it again.
+        if (members._state === state) members._state = before;
+        throw why;
+      });
+    },
+
+    leave: function () {
+      return this.announce(null);
+    },
+
+    // Stops keeping the members current (and leaves, if announced).
+    stop: function () {
+      var link = this._link;
+      if (this._state) this.announce(null).catch(noop);
+      this._stopped = true;
+      if (presences[link.key] === this) delete presences[link.key];
+      link.release();
+    }
+  });
+
+  function presenceFor(backend, channel, options) {
+    var spec = parseSpec(channel === undefined || channel === null ? backend : {
+      name: backend, channel: channel
+    });
+    var link = linkFor(spec);
+    var members = presences[link.key];
+    if (!members) {
+      members = presences[link.key] = new PresenceMembers();
+      members._link = link;
+      members._pending = 0;
+      members._state = undefined;
+      members.me = null;
+      presenceRefresh(members);
+    }
+    if (options && options.state !== undefined) members.announce(options.state).catch(noop);
+    return members;
+  }
+
+  function presenceListened(name, channel) {
+    var link = state.links[keyOf({name: name, channel: channel === undefined ? null : channel})];
+    var members = link && presences[link.key];
+    if (members) presenceRefresh(members);
+  }
+
   // -- the public object -----------------------------------------------------
 
   Backbone.io = Backbone.IO = _.extend({
@@ -1408,6 +1528,10 @@
       });
     }
   }, Backbone.Events);
+
+  // Presence (see its section): who else is on a backend or channel.
+  Backbone.io.presence = presenceFor;
+  Backbone.io.on('listen', presenceListened);
 
   return Backbone.io;
 });

@@ -1,0 +1,83 @@
+"""Presence in Chromium: two pages see each other, and one drops out when it closes.
+
+Real ``backboneio serve`` with the demo's pages, Debian's Chromium through
+Playwright; the server-side rules are proved with python-socketio clients in
+tests/test_presence.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.browser import Context
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+GRACE = 1.0
+SETTINGS = f"""
+BACKENDS = {{"messages": {{"store": "memory"}}}}
+PRESENCE_GRACE = {GRACE}
+PRESENCE_MAX_BYTES = 100
+"""
+
+
+@pytest.fixture(scope="module")
+def server(node_modules: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(SETTINGS, args=("--demo", "--assets", str(node_modules))) as srv:
+        yield srv
+
+
+def open_page(ctx: Context, url: str, name: str) -> Any:
+    page = ctx.page(url + "/playground")
+    page.evaluate(
+        """(name) => {
+            Backbone.io.connect();
+            window.members = Backbone.io.presence('messages', 'lobby');
+            window.events = [];
+            members.on('add remove change', (model) => events.push(model.get('state').name));
+            return members.announce({name});
+        }""",
+        name,
+    )
+    return page
+
+
+def names(page: Any) -> list[str]:
+    return sorted(page.evaluate("members.map((m) => m.get('state').name)"))
+
+
+def test_two_pages_see_each_other_and_one_drops_out_when_it_closes(
+    server: ServerProcess, context: Context
+) -> None:
+    ann = open_page(context, server.url, "ann")
+    ann.wait_for_function("members.length === 1 && members.me === members.first().id")
+    bob = open_page(context, server.url, "bob")
+    bob.wait_for_function("members.length === 2")
+    ann.wait_for_function("members.length === 2")
+    assert names(ann) == names(bob) == ["ann", "bob"]
+    assert ann.evaluate("members.me") != bob.evaluate("members.me")
+
+    # A state update (what the demo's "typing..." is) reaches the other page.
+    bob.evaluate("members.announce({name: 'bob', typing: true})")
+    ann.wait_for_function("members.some((m) => m.get('state').typing === true)")
+
+    bob.close()
+    ann.wait_for_function("members.length === 1", timeout=(GRACE + 5) * 1000)
+    assert names(ann) == ["ann"]
+
+
+def test_an_oversized_state_is_refused_and_the_page_stays_a_member(
+    server: ServerProcess, context: Context
+) -> None:
+    page = open_page(context, server.url, "cat")
+    page.wait_for_function("members.length >= 1 && members.me !== null")
+    refused = page.evaluate(
+        "members.announce({name: 'x'.repeat(200)}).then(() => null, (e) => e.name)"
+    )
+    assert refused == "PayloadTooLarge"
+    assert page.evaluate("members.get(members.me).get('state').name") == "cat"
