@@ -23,6 +23,9 @@ declare namespace backboneIO {
   export type NotificationHandler = types.NotificationHandler;
   export type MethodNotificationHandler = types.MethodNotificationHandler;
   export type ResyncHandler<O = Parameters<types.ResyncHandler>[0]> = types.ResyncHandler<O>;
+  export type PresenceMember<S extends object = Record<string, unknown>> = types.PresenceMember<S>;
+  export type PresenceAnswer<S extends object = Record<string, unknown>> = types.PresenceAnswer<S>;
+  export type PresenceMembers<S extends object = Record<string, unknown>> = types.PresenceMembers<S>;
   export type BackboneIOEvents = types.BackboneIOEvents;
   export type BackboneIO = types.BackboneIO;
 }

@@ -174,6 +174,35 @@ export interface LinkInfo extends LinkRef {
   positions: Position[];
 }
 
+/** A presence member: who (`id`, the server's key: identity, else page) and what it said. */
+export interface PresenceMember<S extends object = Record<string, unknown>> {
+  id: string;
+  state: S;
+  /** Its open connections (tabs of one user are one member). */
+  connections: number;
+}
+
+/** What a `presence` request answers (and `announce()` resolves with). */
+export interface PresenceAnswer<S extends object = Record<string, unknown>> {
+  channel: string | null;
+  /** This page's member id, or null when it has not announced itself. */
+  self: string | null;
+  members: Array<PresenceMember<S>>;
+}
+
+/** `Backbone.io.presence(backend, channel)`: the members of a backend or channel, kept current. */
+export interface PresenceMembers<S extends object = Record<string, unknown>>
+  extends Backbone.Collection<Backbone.Model<PresenceMember<S>>> {
+  /** This page's member id once announced, else null. */
+  me: string | null;
+  /** Announces this page with `state` (a small object), or updates it; `null` leaves. Re-sent after every reconnect. */
+  announce(state: S | null): Promise<PresenceAnswer<S> | null>;
+  /** `announce(null)`. */
+  leave(): Promise<PresenceAnswer<S> | null>;
+  /** Stops keeping the members current (and leaves). */
+  stop(): void;
+}
+
 /** `<event>` on a model or collection: `(method, model)`. */
 export type NotificationHandler = (method: NotificationMethod, model: ServerModel) => void;
 /** `<event>:<method>` on a model or collection: `(model)`. */
@@ -216,6 +245,12 @@ export interface BackboneIO extends Backbone.EventsMixin {
   pendingWrites(): PendingWrite[];
   /** A fresh idempotency key (a random UUID). */
   idempotencyKey(): string;
+  /** The members of `backend` (or of its `channel`), kept current; one collection per backend and channel. */
+  presence<S extends object = Record<string, unknown>>(
+    backend: string,
+    channel?: string | null,
+    options?: { state?: S | null },
+  ): PresenceMembers<S>;
 
   on<K extends keyof BackboneIOEvents>(eventName: K, callback: BackboneIOEvents[K], context?: any): this;
   on(eventName: string, callback: Backbone.EventHandler, context?: any): this;

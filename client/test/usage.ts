@@ -85,6 +85,13 @@ backboneIO.refresh({token: 'new.jwt.token'});
 backboneIO.on('refresh', (info) => console.log(info.expiresAt));
 backboneIO.on('retry', (where, info) => console.log(where.backend, info.attempts, info.reason.name));
 
+const online = backboneIO.presence<{name: string; typing?: boolean}>('messages', 'lobby');
+online.announce({name: 'ann', typing: true}).then((answer) => console.log(answer?.self, answer?.members.length));
+online.on('add remove change', () => console.log(online.map((m) => [m.id, m.get('state')?.name, m.get('connections')])));
+console.log(online.me, backboneIO.presence('messages').length);
+online.leave();
+online.stop();
+
 const links: LinkInfo[] = backboneIO.links();
 console.log(links.map((link) => [link.backend, link.pending, link.positions[0]?.seq]));
 console.log(backboneIO.socketOf(todos)?.id, backboneIO.originalSync === Backbone.sync);
