@@ -240,10 +240,12 @@ class Registry:
         store: PresenceStore,
         tell: Callable[[Scope, Change], None],
         grace: float,
+        call_later: Callable[..., Any] = runner.call_later,
     ) -> None:
         self.store = store
         self.tell = tell
         self.grace = grace
+        self.call_later = call_later  # (seconds, fn, *args) -> a timer with .cancel()
         self.seats: dict[tuple[str, str], Seat] = {}  # (backend, sid) -> seat
         # The sockets holding each connection: a reconnected socket may
         # announce itself before the server notices the old one is gone.
@@ -291,7 +293,7 @@ class Registry:
         if self.grace <= 0:
             self._remove(seat.ident)
         elif seat.ident not in self.leaving:
-            self.leaving[seat.ident] = runner.call_later(self.grace, self._expire, seat.ident)
+            self.leaving[seat.ident] = self.call_later(self.grace, self._expire, seat.ident)
 
     def members(self, scope: Scope) -> list[dict[str, Any]]:
         return self.store.members(scope)
