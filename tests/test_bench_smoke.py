@@ -62,3 +62,42 @@ def test_bench_tiny_run_against_backboneio(tmp_path: Path) -> None:
     text = table.read_text()
     assert "| backboneio |" in text
     assert "Noise and load-generator check" in text
+
+
+def test_cluster_bench_tiny_run_delivers_to_listeners_on_every_process(tmp_path: Path) -> None:
+    binary("node", "apt-get install nodejs npm")
+    binary("taskset", "apt-get install util-linux")
+    binary("redis-server", "apt-get install redis-server")
+    out = tmp_path / "cluster.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "cluster.py"),
+            "--rounds",
+            "1",
+            "--listeners",
+            "30",
+            "--warmup",
+            "0.3",
+            "--duration",
+            "0.7",
+            "--variants",
+            "1-memory,3-log",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for name in ("1-memory", "3-log"):
+        (run,) = results[name]
+        assert "error" not in run, run
+        # Every write reached every listener, whichever process it is on.
+        assert run["delivered"] > 0
+        assert run["writes"] * 30 - run["delivered"] <= 4 * 30 + 30
+    assert len(results["3-log"][0]["cpu"]["perServerCpuSeconds"]) == 3
+    assert all(t > 0 for t in results["3-log"][0]["cpu"]["perServerCpuSeconds"])

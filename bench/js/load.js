@@ -91,11 +91,16 @@ function cores() {
   return out;
 }
 
+// A cluster (bench/cluster.py) names every process: job.serverPids, job.urls.
+const serverPids = job.serverPids || [job.serverPid];
+
 function cpuSnapshot() {
+  const each = serverPids.map(ticks);
   return {
     at: process.hrtime.bigint(),
     cores: cores(),
-    server: ticks(job.serverPid),
+    server: each.reduce((a, b) => a + b, 0),
+    each,
     self: ticks('self'),
   };
 }
@@ -119,6 +124,7 @@ function cpuUsage(start, end) {
     softirqPct: pct(end.cores.cpu.softirq - start.cores.cpu.softirq),
     perCorePct: perCore,
     serverCpuSeconds: server / CLK_TCK,
+    perServerCpuSeconds: end.each.map((t, i) => (t - start.each[i]) / CLK_TCK),
   };
 }
 
@@ -126,9 +132,16 @@ function cpuUsage(start, end) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function connect(timeoutMs = 20000) {
+let turn = 0;
+function nextUrl() {
+  if (!job.urls) return job.url;
+  turn += 1;
+  return job.urls[(turn - 1) % job.urls.length];
+}
+
+function connect(timeoutMs = 20000, url = nextUrl()) {
   return new Promise((resolve, reject) => {
-    const socket = io(job.url + proto.namespace, {
+    const socket = io(url + proto.namespace, {
       transports: ['websocket'],
       forceNew: true,
       reconnection: false,
@@ -305,7 +318,7 @@ async function fanout() {
     },
   });
   if (failures) throw new Error(`only ${sockets.length} of ${L} listeners connected: ${firstError}`);
-  const writer = await connect();
+  const writer = await connect(20000, job.urls ? job.urls[0] : job.url);
   await listen(writer);
   let sent = 0;
   let writes = 0;
