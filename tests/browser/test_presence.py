@@ -81,3 +81,29 @@ def test_an_oversized_state_is_refused_and_the_page_stays_a_member(
     )
     assert refused == "PayloadTooLarge"
     assert page.evaluate("members.get(members.me).get('state').name") == "cat"
+
+
+def test_the_demo_messages_page_shows_who_is_online_and_who_is_typing(
+    server: ServerProcess, context: Context
+) -> None:
+    room = "?room=presence-demo"
+    first = context.page(server.url + "/" + room)
+    first.wait_for_function("document.querySelectorAll('#online .member').length === 1")
+    second = context.page(server.url + "/" + room)
+    second.wait_for_function("document.querySelectorAll('#online .member').length === 2")
+    first.wait_for_function("document.querySelectorAll('#online .member').length === 2")
+    assert first.locator("#online .me").count() == 1
+    assert "(you)" in first.locator("#online .me").inner_text()
+
+    second.fill("#message-input", "hel")  # an input event: typing
+    first.wait_for_function("document.querySelector('#online .typing') !== null")
+    assert "typing" in first.locator("#online").inner_text()
+    assert second.locator("#online .typing").count() == 0  # not shown for oneself
+    second.fill("#message-input", "")
+    first.wait_for_function("document.querySelector('#online .typing') === null")
+
+    second.close()
+    first.wait_for_function(
+        "document.querySelectorAll('#online .member').length === 1",
+        timeout=(GRACE + 5) * 1000,
+    )

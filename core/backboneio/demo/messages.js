@@ -98,8 +98,55 @@
     }
   });
 
+  // Who else is here: the members of the page's backend or room, kept
+  // current by the server (docs/presence.md), and who is typing.
+  var OnlineView = Backbone.View.extend({
+    el: '#online',
+
+    initialize: function (options) {
+      this.me = options.name;
+      this.typing = false;
+      this.listenTo(this.collection, 'add remove change reset update', this.render);
+      this.collection.announce({name: this.me, typing: false});
+      this.render();
+    },
+
+    render: function () {
+      var members = this.collection;
+      this.$el.empty().append($('<span class="label">').text('Online:'));
+      members.each(function (member) {
+        var state = member.get('state') || {};
+        var mine = member.id === members.me;
+        var name = String(state.name || 'someone') + (mine ? ' (you)' : '');
+        this.$el.append(
+          $('<span class="member">').toggleClass('me', mine).text(name)
+            .append(state.typing && !mine ? $('<em class="typing">').text(' typing…') : null)
+        );
+      }, this);
+      return this;
+    },
+
+    // Said when it changes, and taken back after two quiet seconds.
+    setTyping: function (typing) {
+      clearTimeout(this.quiet);
+      if (typing) this.quiet = setTimeout(_.bind(this.setTyping, this, false), 2000);
+      if (typing === this.typing) return;
+      this.typing = typing;
+      this.collection.announce({name: this.me, typing: typing}).catch(function () {});
+    }
+  });
+
+  var name = 'Guest ' + (100 + Math.floor(Math.random() * 900));
+  var online = new OnlineView({
+    collection: Backbone.io.presence('messages', room || null), name: name
+  });
+  $('#message-input').on('input', function () { online.setTyping(this.value !== ''); });
+  $('#message-form').on('submit', function () { online.setTyping(false); });
+
   var messages = new Messages();
   messages.bindBackend();
-  window.demo = {messages: messages, view: new MessagesView({collection: messages})};
+  window.demo = {
+    messages: messages, view: new MessagesView({collection: messages}), online: online
+  };
   messages.fetch();
 })();
