@@ -34,6 +34,25 @@ WRITERS = 6
 PG_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/bin")
 
 
+# A middleware whose first attempt at each key fails with a 5xx: Unavailable,
+# or a ServerError (an exception) for keys starting with "boom". A file per
+# key remembers the attempt, so every process of a --cluster run agrees.
+FLAKY = """
+import os
+from backboneio import Unavailable
+
+def fail_first_attempt(req, res, next):
+    key = req.options.get("idempotencyKey")
+    mark = os.path.join({marks!r}, str(key))
+    if req.method != "read" and not os.path.exists(mark):
+        open(mark, "w").close()
+        if str(key).startswith("boom"):
+            raise RuntimeError("the first attempt breaks")
+        raise Unavailable("down for a moment")
+    next()
+"""
+
+
 def keyed(key: str) -> dict[str, Any]:
     return {"idempotencyKey": key}
 
@@ -93,10 +112,14 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         url = request.getfixturevalue("redis_url")
         entry = {"store": "redis", "url": url, "prefix": f"keys:{uuid.uuid4().hex}"}
     # Each backend's table (or key prefix) is its own.
-    backends = {"todos": entry, "notes": {**entry}}
+    backends = {"todos": entry, "notes": {**entry}, "flaky": {**entry}}
     if request.param == "redis":
         backends["notes"]["prefix"] = f"keys:{uuid.uuid4().hex}"
-    with ServerProcess(f"BACKENDS = {backends!r}\n") as srv:
+        backends["flaky"]["prefix"] = f"keys:{uuid.uuid4().hex}"
+    marks = tmp_path_factory.mktemp("failed")
+    settings = FLAKY.format(marks=str(marks)) + f"BACKENDS = {backends!r}\n"
+    settings += "BACKENDS['flaky']['middleware'] = [__name__ + '.fail_first_attempt']\n"
+    with ServerProcess(settings) as srv:
         yield srv
 
 
@@ -264,6 +287,28 @@ def test_concurrent_sends_of_one_key_make_one_model_and_one_notification(server:
     finally:
         for client in [*writers, watcher]:
             client.close()
+
+
+@pytest.mark.parametrize(("prefix", "name"), [("", "Unavailable"), ("boom-", "ServerError")])
+def test_a_first_attempt_that_failed_with_a_5xx_is_not_remembered(
+    server: Any, prefix: str, name: str
+) -> None:
+    key, tag = prefix + new_key(), new_key()
+    with (
+        BackendClient(server.url, "flaky") as writer,
+        BackendClient(server.url, "flaky") as watcher,
+    ):
+        watcher.listen()
+        error, result = writer.sync("create", {"tag": tag}, keyed(key))
+        assert result is None and error["error"]["name"] == name
+        assert error["error"]["status"] >= 500
+        assert count(writer, tag=tag) == 0
+        # The retry runs, and from then on the key answers it.
+        created = writer.ok("create", {"tag": tag}, keyed(key))
+        assert watcher.next_synced() == ("create", created)
+        assert writer.ok("create", {"tag": tag}, keyed(key)) == created
+        assert watcher.heard_nothing()
+        assert count(writer, tag=tag) == 1
 
 
 # -- identities ------------------------------------------------------------------

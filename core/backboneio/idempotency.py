@@ -146,7 +146,8 @@ class IdempotencyKey:
     def check(self, method: str, fingerprint: str) -> None:
         """Raise IdempotencyKeyReused unless a record of this key is for this very request."""
         if method != self.method or fingerprint != self.fingerprint:
-            what = "a different model" if method == self.method else f"a {method}"
+            article = "an" if method[:1] in "aeiou" else "a"
+            what = "a different model" if method == self.method else f"{article} {method}"
             raise IdempotencyKeyReused(
                 f"{KEY_OPTION} {self.key!r} was already used for {what}; "
                 f"nothing was written. Send a new key with every new write",
