@@ -113,9 +113,14 @@ def test_a_request_sets_leaves_or_only_asks():
 
 def test_members_are_keyed_on_identity_else_on_the_connection():
     assert member_key({"sub": "ann"}, "page-1234", "sid1") == member_key({"sub": "ann"}, None, "x")
-    assert member_key(None, "page-1234", "sid1") == "anonymous:page-1234"
-    assert member_key(None, None, "sid1") == "anonymous:sid1"
-    assert member_key({"sub": "ann"}, None, "s") != member_key(None, 'subject:"ann"', "s")
+    assert member_key({"sub": "ann"}, None, "s") == 'subject:"ann"'
+    assert member_key(None, "page-1234", "sid1") == member_key(None, "page-1234", "sid2")
+    assert member_key(None, None, "sid1") != member_key(None, None, "sid2")
+    # Others see neither a page's presenceId nor a whole identity, only digests.
+    assert "page-1234" not in member_key(None, "page-1234", "sid1")
+    secret = {"email": "ann@example.com", "role": "admin"}
+    assert member_key(secret, None, "s").startswith("user:")
+    assert "ann@example.com" not in member_key(secret, None, "s")
 
 
 def test_join_update_leave(registry, told):

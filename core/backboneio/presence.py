@@ -19,6 +19,7 @@ them between processes (:class:`MemoryPresence` is the in-process one).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,10 +124,23 @@ def parse_listen_options(args: tuple[Any, ...], max_bytes: int) -> Announcement 
 
 
 def member_key(identity: Any, presence_id: str | None, sid: str) -> str:
-    """What a member is keyed on: its identity if it has one, else its connection."""
+    """What a member is keyed on, and the ``id`` every client of its scope sees.
+
+    An identity with a subject or an id is shown as it (``subject:"alice"``),
+    so a page can match members to its users; any other identity, and an
+    anonymous connection, only as a digest: a whole identity may hold claims,
+    and a ``presenceId`` seen by others would let them speak for that page.
+    """
     if identity is not None:
-        return identity_scope(identity)
-    return f"anonymous:{presence_id or sid}"
+        scope = identity_scope(identity)
+        if scope.startswith(("subject:", "id:")):
+            return scope
+        return "user:" + _digest(scope)
+    return "anonymous:" + _digest(presence_id or "sid:" + sid)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def connection_key(presence_id: str | None, sid: str) -> str:
