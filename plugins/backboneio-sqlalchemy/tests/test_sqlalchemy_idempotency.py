@@ -100,3 +100,50 @@ def test_without_the_stores_keys_the_same_retry_makes_a_second_model(tmp_path: P
         with BackendClient(server.url, "todos") as retry:
             retry.ok("create", model, {"idempotencyKey": key})
             assert len([m for m in retry.ok("read") if m == {**m, **model}]) == 2
+
+
+@pytest.mark.postgres
+def test_a_retry_of_a_write_that_timed_out_then_landed_gets_its_result_not_a_second_write(
+    postgres: Any,
+) -> None:
+    # Another session holds the row lock past SYNC_TIMEOUT: the author is told
+    # Timeout (a 5xx, not remembered), the write lands when the lock goes, and
+    # its key lands with it, so the retry is answered from it.
+    import psycopg2
+
+    table = f"late_{uuid.uuid4().hex[:8]}"
+    entry = {"store": "sqlalchemy", "url": postgres.url, "table": table, "versioned": True}
+    settings = f"BACKENDS = {{'todos': {entry!r}}}\nSYNC_TIMEOUT = 1.0\n"
+    key = uuid.uuid4().hex
+    with (
+        ServerProcess(settings) as server,
+        BackendClient(server.url, "todos") as author,
+        BackendClient(server.url, "todos") as watcher,
+    ):
+        watcher.listen()
+        author.ok("create", {"id": "locked", "n": 0})
+        assert watcher.next_synced()[0] == "create"
+        locker = psycopg2.connect(
+            host="127.0.0.1", port=postgres.port, user=postgres.user, dbname="postgres"
+        )
+        try:
+            with locker.cursor() as cur:
+                cur.execute(f'SELECT seq FROM "{table}" WHERE id = %s FOR UPDATE', ('"locked"',))
+            error, result = author.sync("update", {"id": "locked", "n": 1}, {"idempotencyKey": key})
+            assert result is None and error["error"]["name"] == "Timeout", error
+        finally:
+            locker.rollback()  # the lock goes: the update lands, late
+            locker.close()
+        method, landed = watcher.next_synced()
+        assert method == "update" and landed == {"id": "locked", "n": 1, "_version": 2}
+        assert author.next_synced() == ("update", landed)  # its author is told too
+        again = author.ok("update", {"id": "locked", "n": 1}, {"idempotencyKey": key})
+        assert again == landed
+        assert author.ok("read", {"id": "locked"})["_version"] == 2
+        assert watcher.heard_nothing()
+        # After a restart only the key stored with the write can answer.
+        author.close()
+        server.restart()
+        with BackendClient(server.url, "todos") as retry:
+            assert retry.ok("update", {"id": "locked", "n": 1}, {"idempotencyKey": key}) == landed
+            assert retry.ok("read", {"id": "locked"})["_version"] == 2
