@@ -51,6 +51,11 @@ class WirePacket(packet.Packet):
     uses_binary_events = False  # never sent: no scan of every outgoing payload for bytes
     max_size = 0
     warn: protocol.RateLimitedWarning = protocol.RateLimitedWarning()
+    # What python-socketio's Packet sets (it has no annotations of its own).
+    packet_type: int
+    namespace: str | None
+    id: int | None
+    data: Any
 
     def decode(self, encoded_packet: Any) -> int:
         try:

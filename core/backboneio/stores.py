@@ -242,7 +242,7 @@ class MemoryStore:
             raise req.not_found() from None
 
     def create(self, req: Request) -> dict[str, Any]:
-        model = clone(req.model)
+        model: dict[str, Any] = clone(req.model)
         model_id = model.get(self.id_attribute)
         if model_id is None:
             model_id = model[self.id_attribute] = new_id()
@@ -262,8 +262,8 @@ class MemoryStore:
 
     def update(self, req: Request) -> dict[str, Any]:
         version = self._check_version(req, self._get(req))
-        model = clone(req.model)
-        if version is not None:
+        model: dict[str, Any] = clone(req.model)
+        if version is not None and self.version_attribute is not None:
             model[self.version_attribute] = version
         self.models[req.model_id] = model
         return model
@@ -272,7 +272,7 @@ class MemoryStore:
         model = self._get(req)
         version = self._check_version(req, model)
         model.update(clone(req.model))
-        if version is not None:
+        if version is not None and self.version_attribute is not None:
             model[self.version_attribute] = version
         return model
 

@@ -27,6 +27,7 @@ docs/idempotency.md) proves that too; one that does not sets
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 import threading
 import time
@@ -125,7 +126,8 @@ class StoreClient:
         return self.sync("read", model, {} if query is None else {"data": query})
 
     def query(self, query: Any) -> list[Any]:
-        return self.read(None, query)
+        models: list[Any] = self.read(None, query)
+        return models
 
     def update(self, model: dict[str, Any]) -> Any:
         return self.sync("update", model)
@@ -331,7 +333,7 @@ class StoreConformance:
         assert len(store_client.read()) == 1
 
     def test_create_does_not_keep_the_callers_object(self, store_client: StoreClient) -> None:
-        model = {"id": "a", "tags": ["x"]}
+        model: dict[str, Any] = {"id": "a", "tags": ["x"]}
         created = store_client.create(model)
         model["tags"].append("changed-after")
         created["tags"].append("changed-result")
@@ -588,7 +590,7 @@ class StoreConformance:
             runner.sleep(0)
             return store_client.patch({"id": f"w{i:03}", "again": [i]})
 
-        results = run_concurrently([lambda i=i: writer(i) for i in range(n)])
+        results = run_concurrently([functools.partial(writer, i) for i in range(n)])
         expected = [
             {"id": f"w{i:03}", "writer": i, "text": f"from {i} ✓", "patched": i * 10, "again": [i]}
             for i in range(n)
@@ -605,7 +607,7 @@ class StoreConformance:
                 return "conflict"
             return "created"
 
-        outcomes = run_concurrently([lambda i=i: create(i) for i in range(self.concurrency)])
+        outcomes = run_concurrently([functools.partial(create, i) for i in range(self.concurrency)])
         assert outcomes.count("created") == 1
         assert outcomes.count("conflict") == self.concurrency - 1
         assert len(store_client.read()) == 1
@@ -621,7 +623,7 @@ class StoreConformance:
             runner.sleep(0)
             return store_client.patch({"id": "shared", f"f{i:03}": i})
 
-        run_concurrently([lambda i=i: patch(i) for i in range(self.concurrency)])
+        run_concurrently([functools.partial(patch, i) for i in range(self.concurrency)])
         expected = {"id": "shared", **{f"f{i:03}": i for i in range(self.concurrency)}}
         assert store_client.read("shared") == expected
 
@@ -756,7 +758,7 @@ class StoreConformance:
             except Conflict as exc:
                 return exc
 
-        outcomes = self.run_writers([lambda i=i: write(i) for i in range(self.concurrency)])
+        outcomes = self.run_writers([functools.partial(write, i) for i in range(self.concurrency)])
         won = [o for o in outcomes if not isinstance(o, Conflict)]
         lost = [o for o in outcomes if isinstance(o, Conflict)]
         assert len(won) == 1, f"{len(won)} writers from version 1 succeeded"
@@ -782,7 +784,7 @@ class StoreConformance:
                 return "refused"
             return methods[i % 3]
 
-        outcomes = self.run_writers([lambda i=i: write(i) for i in range(self.concurrency)])
+        outcomes = self.run_writers([functools.partial(write, i) for i in range(self.concurrency)])
         winners = [o for o in outcomes if o != "refused"]
         assert len(winners) == 1, outcomes
         if winners == ["delete"]:
