@@ -319,7 +319,7 @@ class Registry:
 
     # -- what the hub calls --------------------------------------------------
 
-    def listened(self, client: Any, announced: Announcement | None, answer: dict) -> None:
+    def listened(self, client: Any, announced: Announcement | None, answer: dict[str, Any]) -> None:
         """After a listen: announce, or leave a channel the socket moved away from.
 
         ``client`` is the hub's Client; a listen with ``presence`` gets the
