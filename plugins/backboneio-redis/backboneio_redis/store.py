@@ -279,6 +279,12 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def as_model(text: str | bytes) -> dict[str, Any]:
+    """A model from the JSON text a script answered."""
+    model: dict[str, Any] = json.loads(text)
+    return model
+
+
 def redacted(url: str) -> str:
     """``url`` without its password, for log lines and error messages."""
     try:
@@ -515,7 +521,7 @@ class RedisStore:
         )
         if not created:
             raise Conflict(f"{self.id_attribute} {model_id!r} already exists", id=model_id)
-        return json.loads(jsonutil.dumps(model))
+        return as_model(jsonutil.dumps(model))
 
     def read(self, req: Request) -> Any:
         if req.model_id is not None:
@@ -543,7 +549,7 @@ class RedisStore:
             "update", req, [self._key(member)], self._pairs(model), answer=jsonutil.dumps(model)
         ):
             raise req.not_found()
-        return json.loads(jsonutil.dumps(model))
+        return as_model(jsonutil.dumps(model))
 
     def patch(self, req: Request) -> dict[str, Any]:
         member = self._required_member(req)
@@ -553,11 +559,11 @@ class RedisStore:
             expected = self._expected(req)
             changes.pop(attribute, None)
             args = [attribute, expected, *self._pairs(changes)]
-            return json.loads(self._versioned("versioned_patch", req, [self._key(member)], args))
+            return as_model(self._versioned("versioned_patch", req, [self._key(member)], args))
         merged = self._run("patch", req, [self._key(member)], self._pairs(changes))
         if merged is None:
             raise req.not_found()
-        return json.loads(merged)
+        return as_model(merged)
 
     def delete(self, req: Request) -> dict[str, Any]:
         member = self._required_member(req)
@@ -565,11 +571,11 @@ class RedisStore:
         attribute = self.version_attribute
         if attribute is not None:
             args = [member, attribute, self._expected(req)]
-            return json.loads(self._versioned("versioned_delete", req, keys, args))
+            return as_model(self._versioned("versioned_delete", req, keys, args))
         deleted = self._run("delete", req, keys, [member])
         if deleted is None:
             raise req.not_found()
-        return json.loads(deleted)
+        return as_model(deleted)
 
     # -- listing -------------------------------------------------------------
 
@@ -614,7 +620,7 @@ class RedisStore:
 
     def clear(self) -> None:
         """Delete every model of this store (for tests and resets)."""
-        members = self.client.zrange(self.ids_key, 0, -1)
+        members: list[bytes] = self.client.zrange(self.ids_key, 0, -1)  # type: ignore[assignment]
         keys = [self.model_prefix + m.decode() for m in members]
         for start in range(0, len(keys), 1000):
             self.client.delete(*keys[start : start + 1000])

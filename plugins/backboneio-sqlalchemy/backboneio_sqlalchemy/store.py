@@ -254,7 +254,7 @@ class SQLAlchemyStore:
             raise BadRequest(f"{req.method} needs the model's {self.id_attribute}")
         return model_id
 
-    def _fetch_one(self, conn: Connection, req: Request, *, lock: bool = False) -> Any:
+    def _fetch_one(self, conn: Connection, req: Request, *, lock: bool = False) -> dict[str, Any]:
         table = self.table
         stmt = sa.select(*table.selected).where(table.where_id(self._get_id(req)))
         if lock and self.database.is_postgresql:
