@@ -106,7 +106,7 @@ GLOB_PREFIX = "glob:"
 MAX_ALG_SHOWN = 20
 
 
-class Claims(dict):
+class Claims(dict[str, Any]):
     """A verified token's claims: the identity of a token-authenticated socket."""
 
     # Set by the verifier; a class default keeps copies (which skip __init__) usable.
@@ -161,7 +161,7 @@ class TokenVerifier:
     """Checks settings once, then verifies tokens and answers authorization questions."""
 
     def __init__(self, settings: Settings) -> None:
-        self.secret = setting(settings, "TOKEN_AUTH_SECRET")
+        self.secret: str | bytes | None = setting(settings, "TOKEN_AUTH_SECRET")
         public_key = setting(settings, "TOKEN_AUTH_PUBLIC_KEY")
         if not self.secret and not public_key:
             raise ConfigurationError(
@@ -222,7 +222,7 @@ class TokenVerifier:
             if not isinstance(token, str):
                 raise ConnectionRefused("Malformed token: auth.token must be a string")
             return token
-        header = environ.get("HTTP_AUTHORIZATION", "")
+        header: str = environ.get("HTTP_AUTHORIZATION", "")
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
             return credentials.strip()
@@ -243,6 +243,7 @@ class TokenVerifier:
                 shown = shown[:MAX_ALG_SHOWN] + "..."
             raise ConnectionRefused(f"Token algorithm {shown} is not accepted")
         key = self.secret if alg in HMAC_ALGORITHMS else self.public_key
+        assert key is not None  # _algorithms accepts only algorithms whose key is set
         try:
             claims = jwt.decode(
                 token,
