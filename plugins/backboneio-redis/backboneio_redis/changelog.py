@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import redis
@@ -323,7 +323,7 @@ class RedisChangeLog(ChangeLog):
         age_ms = -1 if max_age == float("inf") else max(0, int(max_age * 1000))
         # Only used when the stream (or the whole log) is new; one uuid4 makes both.
         fresh = uuid.uuid4().hex
-        args = [
+        args: list[str | int] = [
             fresh[:12],
             fresh[12:24],
             method,
@@ -444,7 +444,8 @@ class RedisChangeLog(ChangeLog):
 
     def _sync(self, r: redis.Redis) -> None:
         """Find where to read the global stream from, after start or an outage."""
-        epoch, seq = r.hmget(self.global_meta, ["epoch", "seq"])
+        # The clients decode responses (decode_responses=True): str, not bytes.
+        epoch, seq = cast(list[str | None], r.hmget(self.global_meta, ["epoch", "seq"]))
         head = int(seq or 0)
         if not self._started:
             self._g_epoch = epoch
@@ -487,7 +488,10 @@ class RedisChangeLog(ChangeLog):
         last entry appended before start(), so none appended since is skipped."""
         after = head
         while after > 0:
-            batch = r.xrevrange(self.global_key, f"{after}-0", "-", count=200)
+            batch = cast(
+                list[tuple[str, dict[str, str]]],
+                r.xrevrange(self.global_key, f"{after}-0", "-", count=200),
+            )
             if not batch:
                 return after
             for id_, fields in batch:
