@@ -125,7 +125,7 @@ class RedisServer:
 #: Added to a cluster's settings module: memory backends move to the shared
 #: Redis store, and the change log to Redis Streams, so that N processes
 #: serve one set of models with one log.
-_CLUSTER_SETTINGS = '''
+_CLUSTER_SETTINGS = """
 
 # -- added by backboneio_redis.testing.ServerCluster --
 def _backboneio_cluster(g):
@@ -144,7 +144,7 @@ def _backboneio_cluster(g):
 
 _backboneio_cluster(globals())
 del _backboneio_cluster
-'''
+"""
 
 
 class ServerCluster:

@@ -406,9 +406,13 @@ def test_an_append_whose_answer_was_lost_is_logged_once(
         ]
         delivered = seen.wait_count(2)
         time.sleep(0.7)  # a second copy would be delivered within one blocking read
-        assert [e.model for e in seen.entries] == [e.model for e in delivered] == [
-            {"n": 1},
-            {"n": 2},
-        ]
+        assert (
+            [e.model for e in seen.entries]
+            == [e.model for e in delivered]
+            == [
+                {"n": 1},
+                {"n": 2},
+            ]
+        )
     finally:
         relay.close()
