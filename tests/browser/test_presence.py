@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.proxy import Relay
 from tests.support.browser import Context
 from tests.support.server import ServerProcess
 
@@ -36,7 +37,9 @@ def open_page(ctx: Context, url: str, name: str) -> Any:
     page = ctx.page(url + "/playground")
     page.evaluate(
         """(name) => {
-            Backbone.io.connect();
+            window.listens = 0;
+            Backbone.io.on('listen', () => { listens += 1; });
+            Backbone.io.connect({reconnectionDelay: 100, reconnectionDelayMax: 300});
             window.members = Backbone.io.presence('messages', 'lobby');
             window.events = [];
             members.on('add remove change', (model) => events.push(model.get('state').name));
@@ -107,3 +110,32 @@ def test_the_demo_messages_page_shows_who_is_online_and_who_is_typing(
         "document.querySelectorAll('#online .member').length === 1",
         timeout=(GRACE + 5) * 1000,
     )
+
+
+def test_a_page_that_reconnects_within_the_grace_period_is_no_leave_for_the_others(
+    start_server: Any, context: Context, node_modules: Path
+) -> None:
+    grace = 5.0
+    server = start_server(
+        f'BACKENDS = {{"messages": {{"store": "memory"}}}}\nPRESENCE_GRACE = {grace}\n',
+        args=("--demo", "--assets", str(node_modules)),
+    )
+    relay = Relay(server.port)
+    try:
+        ann = open_page(context, server.url, "ann")
+        bob = open_page(context, relay.url, "bob")
+        ann.wait_for_function("members.length === 2")
+        bob.wait_for_function("members.length === 2 && listens === 1")
+        ann.evaluate("events.length = 0")
+        relay.cut()
+        relay.restore()
+        bob.wait_for_function("listens === 2")  # reconnected, listened and re-announced
+        bob.wait_for_function("members.length === 2")
+        # After the reconnect the page still hears changes (no request is left waiting).
+        ann.evaluate("members.announce({name: 'ann', typing: true})")
+        bob.wait_for_function("members.some((m) => m.get('state').typing === true)")
+        ann.wait_for_timeout((grace + 1) * 1000)  # past the old connection's grace
+        assert ann.evaluate("events") == ["ann"]  # its own update, no leave or join of bob
+        assert names(ann) == ["ann", "bob"]
+    finally:
+        relay.close()

@@ -1337,9 +1337,13 @@
       return Promise.resolve(null);  // the next listen sends it
     }
     members._pending += 1;
+    var round = members._round;
     return new Promise(function (resolve, reject) {
       socket.emit('presence', _.extend({presenceId: pagePresenceId()}, options),
         function (err, answer) {
+          // An answer from before a reconnect (socket.io never answers those,
+          // but a stale one must not count): the new listen asked again.
+          if (round !== members._round) return resolve(null);
           members._pending -= 1;
           if (socket !== link.socket || members._stopped) return resolve(null);
           if (err || !answer) {
@@ -1404,6 +1408,7 @@
       members = presences[link.key] = new PresenceMembers();
       members._link = link;
       members._pending = 0;
+      members._round = 0;
       members._state = undefined;
       members.me = null;
       presenceRefresh(members);
@@ -1415,7 +1420,11 @@
   function presenceListened(name, channel) {
     var link = state.links[keyOf({name: name, channel: channel === undefined ? null : channel})];
     var members = link && presences[link.key];
-    if (members) presenceRefresh(members);
+    if (!members) return;
+    // Requests sent before the reconnect are never answered: stop waiting for them.
+    members._round += 1;
+    members._pending = 0;
+    presenceRefresh(members);
   }
 
   // -- the public object -----------------------------------------------------
