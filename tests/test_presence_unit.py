@@ -198,3 +198,54 @@ def test_a_grace_of_zero_drops_at_once(told):
     listen(registry, Sock("s1"), {"name": "ann"})
     registry.dropped("messages", "s1")
     assert told == ["join", "leave"]
+
+
+class SharedStore:
+    """A store shared by two registries, as a Redis one would be by two processes:
+    one set of members, and each change delivered to the other registries."""
+
+    def __init__(self, members: MemoryPresence, others: list[Any]) -> None:
+        self.data, self.others, self.deliver = members, others, None
+
+    def start(self, deliver: Any) -> None:
+        self.deliver = deliver
+        self.others.append(deliver)
+
+    def _publish(self, scope: Any, change: Change | None) -> Change | None:
+        if change is not None:
+            for deliver in self.others:
+                if deliver is not self.deliver:
+                    deliver(scope, change)
+        return change
+
+    def put(self, scope: Any, key: str, conn: str, state: dict[str, Any]) -> Change | None:
+        return self._publish(scope, self.data.put(scope, key, conn, state))
+
+    def remove(self, scope: Any, key: str, conn: str) -> Change | None:
+        return self._publish(scope, self.data.remove(scope, key, conn))
+
+    def members(self, scope: Any) -> list[dict[str, Any]]:
+        return self.data.members(scope)
+
+
+def test_a_shared_store_plugs_in_with_use_and_carries_changes_between_registries(timers):
+    members, others = MemoryPresence(), []
+    heard: dict[str, list[tuple[str, int]]] = {"a": [], "b": []}
+    registries = {}
+    for name in ("a", "b"):
+
+        def tell(scope: Any, change: Change, name: str = name) -> None:
+            heard[name].append((change.kind, change.member["connections"]))
+
+        registries[name] = Registry(MemoryPresence(), tell, 3.0, call_later=timers)
+        registries[name].use(SharedStore(members, others))
+    ann = {"sub": "ann"}
+    listen(registries["a"], Sock("a1", identity=ann), {"tab": 1})
+    second = listen(registries["b"], Sock("b1", identity=ann), {"tab": 2})
+    # One member across both "processes", and each told its own sockets of every change.
+    assert second["members"] == [{"id": 'subject:"ann"', "state": {"tab": 2}, "connections": 2}]
+    assert heard["a"] == heard["b"] == [("join", 1), ("update", 2)]
+    registries["a"].dropped("messages", "a1")
+    timers.elapse()
+    assert heard["b"][-1] == ("update", 1)
+    assert registries["b"].members(("messages", "room"))[0]["state"] == {"tab": 2}
