@@ -119,7 +119,12 @@ def test_serve_uses_the_sqlalchemy_url_setting(tmp_path: Path) -> None:
         a.ok("create", {"id": 1})
         with BackendClient(server.url, "b") as b:
             b.ok("create", {"id": 2})
-    assert sorted(sa.inspect(sa.create_engine(url)).get_table_names()) == ["a", "bees"]
+    assert sorted(sa.inspect(sa.create_engine(url)).get_table_names()) == [
+        "a",
+        "a_idempotency",  # idempotency keys, kept in the write's transaction
+        "bees",
+        "bees_idempotency",
+    ]
 
 
 def test_demo_keeps_its_models_in_a_sqlite_file_in_the_working_directory() -> None:
