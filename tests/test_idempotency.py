@@ -12,8 +12,6 @@ other processes than the first attempt did.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,12 +24,11 @@ import pytest
 from backboneio.idempotency import IdempotencyKey, KeyTable, fingerprint, identity_scope
 
 from tests.support.client import BackendClient
-from tests.support.requires import binary, missing
+from tests.support.databases import postgres_url, redis_url  # noqa: F401  (fixtures)
 from tests.support.server import ServerProcess
 
 SECRET = "idempotency-test-secret-" + "k" * 40
 WRITERS = 6
-PG_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/bin")
 
 
 # A middleware whose first attempt at each key fails with a 5xx: Unavailable,
@@ -59,37 +56,6 @@ def keyed(key: str) -> dict[str, Any]:
 
 def new_key() -> str:
     return uuid.uuid4().hex
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    from backboneio_sqlalchemy.testing import PostgresServer
-
-    hint = "apt-get install postgresql"
-    server = PostgresServer(
-        binary("initdb", hint, search=PG_SEARCH), binary("pg_ctl", hint, search=PG_SEARCH)
-    )
-    if server.as_root and not shutil.which("runuser"):
-        missing("runuser (to run PostgreSQL as a non-root user)", "apt-get install util-linux")
-    try:
-        server.init()
-        server.start()
-        yield server.url
-    finally:
-        with contextlib.suppress(RuntimeError):
-            server.stop()
-        server.remove()
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    from backboneio_redis.testing import RedisServer
-
-    server = RedisServer(binary("redis-server", "apt-get install redis-server"))
-    try:
-        yield server.start().url
-    finally:
-        server.close()
 
 
 @pytest.fixture(

@@ -7,9 +7,7 @@ refused, nothing refused is notified, and versions never go backwards.
 
 from __future__ import annotations
 
-import contextlib
 import queue
-import shutil
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,45 +17,13 @@ from typing import Any
 import pytest
 
 from tests.support.client import BackendClient
-from tests.support.requires import binary, missing
+from tests.support.databases import postgres_url, redis_url  # noqa: F401  (fixtures)
 from tests.support.server import ServerProcess
 
 # Until the redesigned request path lands (its acks and synced events are
 # changing shape), these may fail for reasons that are not versions.
 
-PG_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/bin")
 WRITERS = 4
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    from backboneio_sqlalchemy.testing import PostgresServer
-
-    hint = "apt-get install postgresql"
-    server = PostgresServer(
-        binary("initdb", hint, search=PG_SEARCH), binary("pg_ctl", hint, search=PG_SEARCH)
-    )
-    if server.as_root and not shutil.which("runuser"):
-        missing("runuser (to run PostgreSQL as a non-root user)", "apt-get install util-linux")
-    try:
-        server.init()
-        server.start()
-        yield server.url
-    finally:
-        with contextlib.suppress(RuntimeError):
-            server.stop()
-        server.remove()
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    from backboneio_redis.testing import RedisServer
-
-    server = RedisServer(binary("redis-server", "apt-get install redis-server"))
-    try:
-        yield server.start().url
-    finally:
-        server.close()
 
 
 @pytest.fixture(
