@@ -15,6 +15,7 @@ The hub knows nothing about Socket.IO: it talks to clients through a
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import time
 import uuid
@@ -162,6 +163,9 @@ class Hub:
         self.draining = False  # shutting down: ready no more, waiting for requests in progress
         self.in_flight = 0  # syncs being handled now
         self._pending: deque[tuple[Any, ...]] = deque()  # writes the log could not take yet
+        # Write keys unique across processes without a uuid per write (see record).
+        self._key_prefix = uuid.uuid4().hex[:16] + "-"
+        self._write_count = itertools.count(1)
         self._retrying = False
         # Answers to writes with an idempotencyKey, newest first out (idempotency.py).
         self.keys = idempotency.KeyTable(int(settings.IDEMPOTENCY_MAX_KEYS))
@@ -681,7 +685,7 @@ class Hub:
             log.exception("after_write hook failed for backend %r", backend)
         # One key per write: appending it again after a failure whose answer
         # was lost must not log it twice.
-        key = uuid.uuid4().hex
+        key = f"{self._key_prefix}{next(self._write_count)}"
         args = (backend, channel, method, model, origin, self.served[backend].retention, key)
         if self._pending:
             self._pending.append(args)  # behind earlier ones, to keep each stream's order
