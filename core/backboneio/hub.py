@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import pluggy
 
-from . import idempotency, presence, protocol, runner
+from . import idempotency, live, presence, protocol, runner
 from .backend import WRITE_METHODS, Backend, Request
 from .changelog import ChangeLog, Entry, MemoryChangeLog, Position, Retention, StreamKey
 from .errors import (
@@ -38,6 +38,7 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
+from .query import Query
 from .requestlog import synced as log_sync
 from .settings import Settings
 
@@ -88,6 +89,9 @@ class Transport(Protocol):
     def send_presence(self, backend: str, data: tuple[Any, ...], *, to: list[str]) -> None:
         """Emit ``presence(*data)`` to the sids ``to`` (presence.py)."""
 
+    def send_query(self, backend: str, data: tuple[Any, ...], to: str) -> None:
+        """Emit ``query(*data)`` to the sid ``to`` (live.py)."""
+
 
 class NoTransport:
     """An :class:`Emitter`'s hub serves nobody."""
@@ -102,6 +106,9 @@ class NoTransport:
         pass
 
     def send_presence(self, backend: str, data: tuple[Any, ...], *, to: list[str]) -> None:
+        pass
+
+    def send_query(self, backend: str, data: tuple[Any, ...], to: str) -> None:
         pass
 
 
@@ -173,6 +180,8 @@ class Hub:
         self.presence = presence.Registry(
             presence.MemoryPresence(), self.tell_presence, float(settings.PRESENCE_GRACE)
         )
+        # Live queries' windows (live.py), kept current in deliver.
+        self.live = live.LiveQueries(self._send_query)
 
     def __repr__(self) -> str:
         return f"<Hub serving {', '.join(self.backends) or 'no backends'}>"
@@ -352,6 +361,7 @@ class Hub:
             self._leave(state, client)
         state.careful.discard(sid)
         self.presence.dropped(backend, sid)
+        self.live.dropped(backend, sid)
         if client.expiry is not None:
             client.expiry.cancel()
 
@@ -419,15 +429,22 @@ class Hub:
         """The per-recipient rules, for live delivery and replay alike."""
         if client.deadline is not None and client.deadline <= time.time():
             return False
+        identity = client.identity
+        return self.may_see(identity, entry.method, entry.model, entry.backend, entry.channel)
+
+    def may_see(
+        self, identity: Any, method: str, model: Any, backend: str, channel: str | None
+    ) -> bool:
+        """What ``authorize_broadcast`` answers for one identity and one model."""
         if not self.filtering:
             return True
         try:
             answers = self.hook.authorize_broadcast(
-                identity=client.identity,
-                method=entry.method,
-                model=entry.model,
-                backend=entry.backend,
-                channel=entry.channel,
+                identity=identity,
+                method=method,
+                model=model,
+                backend=backend,
+                channel=channel,
                 hub=self,
             )
         except Exception:
@@ -528,6 +545,117 @@ class Hub:
         if not client.careful:
             self.served[client.backend].careful.discard(client.sid)
         return True
+
+    # -- live queries -------------------------------------------------------
+
+    def subscribe(self, backend: str, sid: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``subscribe({id, query})``: the ack's arguments, the window first (live.py)."""
+        state = self.served[backend]
+        try:
+            client = self.client(backend, sid)
+            sub = live.parse_subscribe(args)
+            if self.live.subscribed(backend, sid, sub.id):
+                raise BadRequest(f"This socket already has a subscription {sub.id!r}", id=sub.id)
+            most = int(self.settings.LIVE_QUERIES_PER_CLIENT)
+            if self.live.count(backend, sid) >= most:
+                raise BadRequest(
+                    f"A socket may hold {most} live queries (LIVE_QUERIES_PER_CLIENT); "
+                    "unsubscribe one first",
+                    limit=most,
+                )
+            query = Query.parse(sub.data, id_attribute=state.backend.id_attribute)
+            req = self._live_read(state, client, sub)
+            self.authorize("read", client, client.channel, req)
+            # Before the window goes live: it may ask the log, and nothing may
+            # come between the window going live and its ack.
+            head = self.head((backend, None))
+            window = self._window(state, client, sub, query, req)
+        except Exception as exc:
+            return self.error_answer(exc, backend), None
+        self.live.join(backend, sid, sub.id, window)
+        if state.clients.get(sid) is not client:  # gone while the store was read
+            self.live.dropped(backend, sid)
+        head = self.heads.get((backend, None), head)
+        positions = [p.as_wire() for (b, _), p in self.heads.items() if b == backend]
+        if not positions:
+            positions = [head.as_wire()]
+        answer = {"id": sub.id, "models": window.shown(), "epoch": head.epoch, "seq": head.seq}
+        return None, {**answer, "positions": positions}
+
+    def unsubscribe(self, backend: str, sid: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``unsubscribe(id)``: ``{id}``, also for an id that was not subscribed."""
+        try:
+            self.client(backend, sid)
+            sub_id = live.parse_unsubscribe(args)
+        except Exception as exc:
+            return self.error_answer(exc, backend), None
+        self.live.leave(backend, sid, sub_id)
+        return None, {"id": sub_id}
+
+    def _live_read(self, state: BackendState, client: Client, sub: live.Subscription) -> Request:
+        most = int(self.settings.LIVE_QUERY_MAX_MODELS)
+        return Request(
+            method="read",
+            model={},
+            options={"data": live.where_only(sub.data, most), "live": True},
+            backend=state.name,
+            channel=client.channel,
+            sid=client.sid,
+            environ=client.environ,
+            identity=client.identity,
+            session=client.session,
+            id_attribute=state.backend.id_attribute,
+        )
+
+    def _window(
+        self,
+        state: BackendState,
+        client: Client,
+        sub: live.Subscription,
+        query: Query,
+        req: Request,
+    ) -> live.Window:
+        """The window ``sub`` shares with identical queries, read now if there is none."""
+        scope = idempotency.identity_scope(client.identity)
+        key: live.Key = (state.name, client.channel, scope, live.canonical(sub.data))
+        while (window := self.live.find(key)) is not None:
+            if window.loading is None:
+                return window
+            # Another socket is reading it: its answer is this one's too.
+            if not window.ready.wait(float(self.settings.SYNC_TIMEOUT) + 1.0):
+                raise SyncTimeout("The live query's first read did not finish; retry")
+        window = self.live.open(key, query, client.identity)
+        try:
+            models = state.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT)
+            most = int(self.settings.LIVE_QUERY_MAX_MODELS)
+            if not isinstance(models, list):
+                raise TypeError(f"A store answered a live query's read with {type(models)}")
+            if len(models) > most:
+                raise BadRequest(
+                    f"The query matches more than {most} models, more than a live query may "
+                    "hold (LIVE_QUERY_MAX_MODELS); narrow it",
+                    limit=most,
+                )
+            identity = client.identity
+            seen = [
+                m
+                for m in models
+                if isinstance(m, dict)
+                and m.get(query.id_attribute) is not None
+                and query.matches(m)
+                and self.may_see(identity, "read", m, state.name, None)
+            ]
+        except BaseException:
+            self.live.abandon(window)
+            raise
+        self.live.filled(window, seen, self._live_visible)
+        return window
+
+    def _live_visible(self, entry: Entry, model: Any, identity: Any) -> bool:
+        return self.may_see(identity, entry.method, model, entry.backend, entry.channel)
+
+    def _send_query(self, backend: str, data: tuple[Any, ...], sid: str) -> None:
+        self.transport.send_query(backend, data, sid)
 
     # -- sync ---------------------------------------------------------------
 
@@ -740,6 +868,8 @@ class Hub:
         state = self.served.get(entry.backend)
         if state is None:
             return
+        # Every write of the backend, on any channel, may move a window.
+        self.live.deliver(entry, self._live_visible)
         listeners = state.clients if entry.channel is None else state.channels.get(entry.channel)
         if not listeners:
             return

@@ -74,6 +74,16 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         3.0,
         "Seconds a dropped connection stays a presence member, so a reconnect does not flicker.",
     ),
+    Setting(
+        "LIVE_QUERIES_PER_CLIENT",
+        32,
+        "Live queries one socket may hold on one backend; a subscribe past it is refused.",
+    ),
+    Setting(
+        "LIVE_QUERY_MAX_MODELS",
+        10_000,
+        "Models a live query's filter may match when it subscribes (the server holds them).",
+    ),
     Setting("MAX_CONNECTIONS", 20_000, "Connections one server process holds at once."),
     Setting("LISTEN_BACKLOG", 4096, "Connections the kernel queues before they are accepted."),
     Setting("WEBSOCKET_COMPRESSION", False, "Negotiate permessage-deflate if a client offers it."),
@@ -301,6 +311,9 @@ class Settings:
             errors.append(
                 f"Setting PRESENCE_GRACE must be 0 or more seconds, got {self.PRESENCE_GRACE!r}"
             )
+        for name in ("LIVE_QUERIES_PER_CLIENT", "LIVE_QUERY_MAX_MODELS"):
+            if expect(name, int, "a whole number") and self.get(name) < 1:
+                errors.append(f"Setting {name} must be at least 1, got {self.get(name)!r}")
         for name in ("MAX_CONNECTIONS", "LISTEN_BACKLOG"):
             if expect(name, int, "a number of connections") and self.get(name) < 1:
                 errors.append(f"Setting {name} must be at least 1, got {self.get(name)!r}")

@@ -29,7 +29,7 @@ log = logging.getLogger("backboneio")
 CLOSE_SECONDS = 2.0  # for every connection to be told to close when draining
 HEADER_SCAN = 300  # characters of an oversized packet read to find its namespace and ack id
 # A refresh's outcome, like a listen's or a sync's, only reaches the client in the ack.
-ACKED_EVENTS = protocol.CLIENT_EVENTS | {"refresh", "presence"}
+ACKED_EVENTS = protocol.CLIENT_EVENTS | {"refresh", "presence", "subscribe", "unsubscribe"}
 
 
 class Refused:
@@ -154,7 +154,8 @@ class RefusingNamespace(socketio.Namespace):
 
 
 class BackendNamespace(RefusingNamespace):
-    """``/<backend name>``: listen, sync, refresh and the ``synced`` notifications."""
+    """``/<backend name>``: listen, sync, refresh, presence, live queries and the
+    notifications."""
 
     def __init__(self, name: str, hub: Hub) -> None:
         super().__init__(f"/{name}")
@@ -170,6 +171,10 @@ class BackendNamespace(RefusingNamespace):
             return self.hub.refresh(self.name, args[0], args[1:])
         if event == "presence":
             return self.hub.presence_request(self.name, args[0], args[1:])
+        if event == "subscribe":
+            return self.hub.subscribe(self.name, args[0], args[1:])
+        if event == "unsubscribe":
+            return self.hub.unsubscribe(self.name, args[0], args[1:])
         return super().trigger_event(event, *args)
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -221,6 +226,12 @@ class Transport:
             self.server.emit("presence", data, to=to, namespace=f"/{backend}", ignore_queue=True)
         except Exception:
             log.exception("could not tell the clients of backend %r about presence", backend)
+
+    def send_query(self, backend: str, data: tuple[Any, ...], to: str) -> None:
+        try:
+            self.server.emit("query", data, to=to, namespace=f"/{backend}", ignore_queue=True)
+        except Exception:
+            log.exception("could not tell a client of backend %r about its live query", backend)
 
     def join(self, backend: str, sid: str, channel: str | None, old: str | None) -> None:
         namespace = f"/{backend}"

@@ -118,7 +118,10 @@ class BackendClient:
         # Positions (the third argument since the change log) are kept apart,
         # so tests of the 0.4 protocol compare (method, model) as before.
         self.positions: list[Any] = []
+        # Live queries' events, as (subscription id, kind, model, meta).
+        self.queries: queue.Queue[tuple[str, str, Any, dict[str, Any]]] = queue.Queue()
         self.sio.on("synced", self._synced, namespace=self.namespace)
+        self.sio.on("query", self._query, namespace=self.namespace)
         self.sio.on("error", lambda data: self.errors.put(data), namespace=self.namespace)
         if connect:
             self.connect(auth=auth, headers=headers)
@@ -137,6 +140,21 @@ class BackendClient:
     def _synced(self, method: str, model: Any, position: Any = None) -> None:
         self.positions.append(position)
         self.synced.put((method, model))
+
+    def _query(self, sub_id: str, kind: str, model: Any, meta: dict[str, Any]) -> None:
+        self.queries.put((sub_id, kind, model, meta))
+
+    def subscribe(self, sub_id: str, query: Any = None) -> tuple[Any, Any]:
+        """A live query (docs/live-queries.md); the ack as ``(error, answer)``.
+
+        The events it causes arrive in :attr:`queries`, in wire order.
+        """
+        ack = self.call("subscribe", {"id": sub_id, "query": query or {}})
+        return ack[0], ack[1]
+
+    def unsubscribe(self, sub_id: str) -> tuple[Any, Any]:
+        ack = self.call("unsubscribe", sub_id)
+        return ack[0], ack[1]
 
     def listen(self, channel: str | None = None) -> Any:
         """The listen answer's 0.4 part ({event, channel}) or its error."""

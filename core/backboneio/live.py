@@ -1,0 +1,338 @@
+"""Live queries: a query's window, kept current by the server from the change log.
+
+A socket subscribes with ``subscribe({id, query})``; the answer is the
+query's window (its filter, sort and page), and from then on every entry of
+the change log that moves a model into, within or out of the window reaches
+the socket as ``query(id, kind, model, meta)``. docs/live-queries.md is the
+prose version.
+
+How a window is kept: one :class:`Window` per distinct query (and, when
+per-recipient rules apply, per identity) holds the query's whole *matching
+set* in sort order, read once from the store; the window is a slice of it.
+Each entry is applied to the set (a model that stops matching, or that its
+subscribers may not see, is taken out), and the window before and after is
+diffed into events. Holding the whole set is what lets a model pushed in from
+below a ``$limit`` enter without reading the store again.
+
+The wire rules are plain functions (:func:`parse_subscribe`,
+:func:`parse_unsubscribe`, :func:`diff`); :class:`LiveQueries` is what the
+hub talks to.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import runner
+from .changelog import Entry
+from .errors import BadRequest
+from .query import Query, SortKey, sort_key
+
+KINDS = ("enter", "change", "leave")
+MAX_ID_LENGTH = 64
+PAGING = ("$sort", "$limit", "$skip", "$select")
+
+
+# -- wire rules ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    data: dict[str, Any]  # the query as the client sent it
+
+
+def parse_id(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
+        raise BadRequest(
+            f"A subscription id is a string of 1 to {MAX_ID_LENGTH} characters, got {value!r}"
+        )
+    return value
+
+
+def parse_subscribe(args: tuple[Any, ...]) -> Subscription:
+    """``subscribe({"id", "query"[, "since"]})``; ``since`` is accepted and
+    ignored (a resubscription always gets a fresh window)."""
+    request = args[0] if args else None
+    if not isinstance(request, dict):
+        raise BadRequest('subscribe takes {"id": "...", "query": {...}}')
+    data = request.get("query", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BadRequest("The query of a subscription must be an object", query_error="type")
+    return Subscription(parse_id(request.get("id")), data)
+
+
+def parse_unsubscribe(args: tuple[Any, ...]) -> str:
+    """``unsubscribe(id)`` or ``unsubscribe({"id": id})``."""
+    request = args[0] if args else None
+    if isinstance(request, dict):
+        request = request.get("id")
+    return parse_id(request)
+
+
+def where_only(data: Mapping[str, Any], limit: int) -> dict[str, Any]:
+    """The store read that fills a matching set: the filter without paging, capped
+    one above what a live query may hold (so "too many" can be told)."""
+    read = {k: v for k, v in data.items() if k not in PAGING}
+    read["$limit"] = limit + 1
+    return read
+
+
+def canonical(data: Mapping[str, Any]) -> str:
+    """One text per query, whatever the key order, for sharing evaluations."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+Rank = tuple[Any, ...]  # comparable: a model's place in a window's order
+
+
+class _Descending:
+    """A sort key that orders the other way round (strings cannot be negated)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.key == other.key
+
+    def __lt__(self, other: _Descending) -> bool:
+        return bool(other.key < self.key)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def ranker(sort: tuple[SortKey, ...], id_attribute: str) -> Callable[[Mapping[str, Any]], Rank]:
+    """A model's place in the window's order: the sort keys, then the id.
+
+    The same order :meth:`Query.order` gives and every store answers with
+    (docs/query.md); without ``$sort`` a window is in id order, so an index
+    means the same on every store.
+    """
+
+    def rank(model: Mapping[str, Any]) -> Rank:
+        parts: list[Any] = []
+        for key in sort:
+            part = sort_key(model.get(key.field))
+            parts.append(_Descending(part) if key.descending else part)
+        parts.append(sort_key(model.get(id_attribute)))
+        return tuple(parts)
+
+    return rank
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # enter, change or leave
+    model: Any  # projected by the query's $select
+    index: int | None  # in the window once this event is applied; None for leave
+
+
+def diff(
+    before: list[Any],
+    after: list[Any],
+    written: Any,
+    models_before: Mapping[Any, Any],
+    models_after: Mapping[Any, Any],
+    project: Callable[[Any], Any],
+) -> list[Event]:
+    """The events that turn window ``before`` (ids in order) into ``after``.
+
+    Leaves first, then the written model's change, then enters in ascending
+    index: applied one by one, each event's index is right for the list as it
+    is then, because the models that stay keep their order among themselves
+    (only ``written`` moved).
+    """
+    before_set, after_set = set(before), set(after)
+    events = [Event("leave", project(models_before[i]), None) for i in before if i not in after_set]
+    if written in before_set and written in after_set:
+        stayed_before = [i for i in before if i in after_set]
+        stayed_after = [i for i in after if i in before_set]
+        old, new = project(models_before[written]), project(models_after[written])
+        index = stayed_after.index(written)
+        if old != new or index != stayed_before.index(written):
+            events.append(Event("change", new, index))
+    events.extend(
+        Event("enter", project(models_after[i]), index)
+        for index, i in enumerate(after)
+        if i not in before_set
+    )
+    return events
+
+
+# -- one evaluation ------------------------------------------------------------
+
+Visible = Callable[[Entry, Any, Any], bool]  # entry, the model as it would enter, identity
+
+
+@dataclass(eq=False)
+class Window:
+    """One query's matching set in order, and the subscriptions that share it."""
+
+    backend: str
+    query: Query
+    identity: Any  # whose per-recipient rules decide what may enter
+    models: dict[Any, Any] = field(default_factory=dict)  # id -> model, the matching set
+    ranks: list[Rank] = field(default_factory=list)  # sorted ranks of the matching set
+    subscribers: dict[tuple[str, str], None] = field(default_factory=dict)  # (sid, id)
+    loading: list[Entry] | None = field(default_factory=list)  # entries while it reads
+    ready: runner.Signal = field(default_factory=runner.Signal)
+    failed: bool = False
+
+    def __post_init__(self) -> None:
+        self.rank = ranker(self.query.sort, self.query.id_attribute)
+        self.start = self.query.skip
+        self.end = None if self.query.limit is None else self.query.skip + self.query.limit
+        self.id_of: dict[Rank, Any] = {}  # rank -> id
+
+    def fill(self, models: list[Any]) -> None:
+        for model in models:
+            self._insert(model)
+
+    def window(self) -> list[Any]:
+        return [self.id_of[r] for r in self.ranks[self.start : self.end]]
+
+    def shown(self) -> list[Any]:
+        return [self.query.project(self.models[i]) for i in self.window()]
+
+    def apply(self, entry: Entry, visible: Visible) -> list[Event]:
+        """Apply one entry to the matching set; the window's events."""
+        model = entry.model
+        if not isinstance(model, Mapping):
+            return []
+        model_id = model.get(self.query.id_attribute)
+        if model_id is None:
+            return []
+        old = self.models.get(model_id)
+        new: Any = None
+        if entry.method != "delete":
+            new = {**old, **model} if entry.method == "patch" and old is not None else model
+            if not (self.query.matches(new) and visible(entry, new, self.identity)):
+                new = None
+        if old is None and new is None:
+            return []
+        before = self.window()
+        models_before = {i: self.models[i] for i in before}
+        if old is not None:
+            self._remove(model_id)
+        if new is not None:
+            self._insert(new)
+        after = self.window()
+        models_after = {i: self.models[i] for i in after}
+        return diff(before, after, model_id, models_before, models_after, self.query.project)
+
+    def _insert(self, model: Any) -> None:
+        model_id = model[self.query.id_attribute]
+        if model_id in self.models:
+            self._remove(model_id)
+        rank = self.rank(model)
+        bisect.insort(self.ranks, rank)
+        self.id_of[rank] = model_id
+        self.models[model_id] = model
+
+    def _remove(self, model_id: Any) -> None:
+        rank = self.rank(self.models.pop(model_id))
+        index = bisect.bisect_left(self.ranks, rank)
+        del self.ranks[index]
+        del self.id_of[rank]
+
+
+Key = tuple[str, "str | None", str, str]  # (backend, channel, identity scope, canonical query)
+Send = Callable[[str, tuple[Any, ...], str], None]  # backend, query(...) args, sid
+
+
+class LiveQueries:
+    """Every window of this process, by backend, and each socket's subscriptions."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.windows: dict[str, dict[Key, Window]] = {}  # backend -> windows
+        self.by_socket: dict[tuple[str, str], dict[str, Window]] = {}  # (backend, sid)
+
+    def count(self, backend: str, sid: str) -> int:
+        return len(self.by_socket.get((backend, sid), ()))
+
+    def subscribed(self, backend: str, sid: str, sub_id: str) -> bool:
+        return sub_id in self.by_socket.get((backend, sid), {})
+
+    def find(self, key: Key) -> Window | None:
+        return self.windows.get(key[0], {}).get(key)
+
+    def open(self, key: Key, query: Query, identity: Any) -> Window:
+        """A new window in its loading state: entries wait in it until it is filled."""
+        window = Window(key[0], query, identity)
+        self.windows.setdefault(key[0], {})[key] = window
+        return window
+
+    def filled(self, window: Window, models: list[Any], visible: Visible) -> None:
+        """The store's answer is in: apply what arrived meanwhile; the window is live.
+
+        An entry that arrived while the store was read may already be in its
+        answer; applying it again is a no-op, or shows that model as of the
+        entry until the next entry about it (docs/live-queries.md).
+        """
+        window.fill(models)
+        waiting, window.loading = window.loading or [], None
+        for entry in waiting:
+            window.apply(entry, visible)
+        window.ready.send()
+
+    def abandon(self, window: Window) -> None:
+        """Its store read failed: whoever waits for it reads on its own."""
+        window.failed = True
+        window.loading = None
+        self._forget(window)
+        window.ready.send()
+
+    def join(self, backend: str, sid: str, sub_id: str, window: Window) -> None:
+        window.subscribers[(sid, sub_id)] = None
+        self.by_socket.setdefault((backend, sid), {})[sub_id] = window
+
+    def leave(self, backend: str, sid: str, sub_id: str) -> None:
+        subs = self.by_socket.get((backend, sid))
+        if not subs or sub_id not in subs:
+            return
+        window = subs.pop(sub_id)
+        if not subs:
+            del self.by_socket[(backend, sid)]
+        window.subscribers.pop((sid, sub_id), None)
+        if not window.subscribers and window.loading is None:
+            self._forget(window)
+
+    def dropped(self, backend: str, sid: str) -> None:
+        for sub_id in list(self.by_socket.get((backend, sid), ())):
+            self.leave(backend, sid, sub_id)
+
+    def _forget(self, window: Window) -> None:
+        windows = self.windows.get(window.backend, {})
+        for k, w in list(windows.items()):
+            if w is window:
+                del windows[k]
+        if not windows:
+            self.windows.pop(window.backend, None)
+
+    def deliver(self, entry: Entry, visible: Visible) -> None:
+        """One change-log entry, to every window of its backend."""
+        windows = self.windows.get(entry.backend)
+        if not windows:
+            return
+        for window in list(windows.values()):
+            if window.loading is not None:
+                window.loading.append(entry)
+                continue
+            events = window.apply(entry, visible)
+            if not events:
+                continue
+            meta_base = entry.position.as_wire()
+            for event in events:
+                meta = {"index": event.index, **meta_base}
+                for sid, sub_id in list(window.subscribers):
+                    self.send(entry.backend, (sub_id, event.kind, event.model, meta), sid)
