@@ -276,6 +276,8 @@
     this.early = null;    // notifications heard while the listen is unanswered
     this.holding = null;  // a sync sent in order: the next waits for its answer
     this.flushTimer = null;
+    this.live = {};       // subscription id -> the live query of a collection (see live queries)
+    this.liveSocket = null;
   }
 
   Link.prototype.describe = function () {
@@ -341,11 +343,13 @@
         if (link.channel !== null) {
           link.failure = failure;
           link.failAll(link.queue.slice(), failure);
+          liveLinkFailed(link, failure);
         } else {
           link.event = link.event || 'backend';
           link.failure = null;
           link.ready = true;
           link.flush();
+          liveListened(link);
         }
         announce('error', failure, link.info());
         return;
@@ -361,6 +365,7 @@
       var recovered = !since.length || answer.recovered !== false;
       link.ready = true;
       link.flush();
+      liveListened(link);
       var info = {
         resumed: since.length > 0, recovered: recovered, replayed: replayed,
         failed: positionsIn(answer.failed)
@@ -411,6 +416,8 @@
       var sub = obj._backboneio;
       // (a resync listener may have unbound it)
       if (!sub || !sub.bound || sub.refetch === false || !_.contains(link.subscribers, obj)) return;
+      // A live collection's window comes from its subscription, not from a read.
+      if (liveOf(obj)) return;
       if (obj instanceof Backbone.Model && obj.isNew()) return;
       guarded(obj.fetch, obj, [_.extend({}, sub.lastRead)]);
     });
@@ -421,6 +428,7 @@
     // Unapplied: the resume asks for them again.
     this.early = null;
     this.holding = null;
+    liveDisconnected(this);
     // Writes go back in line with their keys, to be sent again once
     // reconnected; a read (or a write that may not be retried) fails.
     var inflight = this.inflight.slice();
@@ -442,6 +450,7 @@
     this.failure = error('ConnectionRefused', (err && err.message) || 'Connection refused',
       (data && data.status) || 403, data ? {data: data} : {});
     this.failAll(this.queue.slice(), this.failure);
+    liveLinkFailed(this, this.failure);
     announce('error', this.failure, this.info());
   };
 
@@ -604,7 +613,7 @@
 
   Link.prototype.idle = function () {
     return !this.subscribers.length && !this.queue.length && !this.inflight.length &&
-      !presences[this.key];
+      !presences[this.key] && _.isEmpty(this.live);
   };
 
   // Closes a channel's link once the current call stack is done, if nothing
@@ -849,6 +858,8 @@
       else if (method === 'patch') target.set(attrs);
       return;
     }
+    // A live query's window changes only by its own events.
+    if (liveOf(target)) return;
     var existing = target.get(attrs);
     if (method === 'create') {
       if (existing) existing.set(attrs);
@@ -1049,6 +1060,17 @@
         guarded(done.reject, null, [err]);
       }
     });
+    if (method === 'create' && entry.collection) {
+      // Counted while unanswered: a live query of that collection waits for it (see there).
+      var made = entry.collection;
+      made._backboneioCreates = (made._backboneioCreates || 0) + 1;
+      var settle = entry.settle;
+      entry.settle = function () {
+        var first = !entry.settled;
+        settle.apply(entry, arguments);
+        if (first) guarded(liveCreateSettled, null, [made]);
+      };
+    }
     if (entry.write && model instanceof Backbone.Model) {
       // After the model's previous write, if one is still unanswered on this link.
       var previous = model._backboneioLast;
@@ -1427,6 +1449,346 @@
     presenceRefresh(members);
   }
 
+  // -- live queries ----------------------------------------------------------
+  //
+  // collection.subscribe(query): the collection is the query's window, kept
+  // current by the server (docs/live-queries.md). The subscription belongs
+  // to the collection's link: after every listen of its socket (reconnects
+  // included) it subscribes again with the same id and sets the fresh window.
+  //
+  // The client keeps the server's window as a list of ids (`ids`), apart from
+  // the collection, and places each model next to its neighbours in that
+  // list. So the page's own unsaved models, which the server does not know
+  // yet, may sit in the collection without throwing the server's indexes off.
+  //
+  // While a create made through the collection is unanswered, an `enter` of
+  // an id the collection does not hold may be that very create: it waits
+  // (with everything after it) until the create's answer has given the model
+  // its id, so the model enters once, as the page's own instance.
+
+  var liveCount = 0;
+
+  function liveOf(collection) {
+    var live = collection && collection._backboneioLive;
+    return live && !live.stopped ? live : null;
+  }
+
+  function idOf(collection, attrs) {
+    return collection.modelId(attrs, collection.model && collection.model.prototype.idAttribute);
+  }
+
+  function liveInfo(live) {
+    return _.extend(live.link.info(), {subscription: live.id});
+  }
+
+  function liveAttach(link) {
+    var socket = link.socket;
+    if (!socket || link.liveSocket === socket) return;
+    link.liveSocket = socket;
+    socket.on('query', function (id, kind, model, meta) {
+      var live = socket === link.socket && _.has(link.live, id) ? link.live[id] : null;
+      if (!live || live.stopped || live.socket !== socket) return;
+      if (kind !== 'enter' && kind !== 'change' && kind !== 'leave') return;
+      if (!_.isObject(model) || _.isArray(model)) return;
+      var event = {kind: kind, model: model, meta: _.isObject(meta) ? meta : {}};
+      if (!live.answered) {
+        live.early.push(event);  // before the answer of this subscribe: sorted out by it
+        return;
+      }
+      if (liveSeen(live, event.meta)) return;
+      live.actions.push(event);
+      liveProcess(live);
+    });
+  }
+
+  // Whether the window of the answer already includes the write of `meta`.
+  function liveSeen(live, meta) {
+    if (!isPosition(meta)) return false;
+    var floor = live.floor[streamOf(meta)];
+    return Boolean(floor && floor.epoch === meta.epoch && meta.seq <= floor.seq);
+  }
+
+  function liveSend(live) {
+    var link = live.link, socket = link.socket;
+    if (live.stopped || !socket || !socket.connected || !link.ready) return;  // the next listen sends it
+    liveAttach(link);
+    live.round += 1;
+    live.socket = socket;
+    live.answered = false;
+    live.early = [];
+    var round = live.round;
+    socket.emit('subscribe', {id: live.id, query: live.query}, function (err, answer) {
+      if (live.stopped || round !== live.round || socket !== link.socket) return;
+      if (err || !_.isObject(answer) || !_.isArray(answer.models)) {
+        liveEnd(live, (err && err.error) || err ||
+          error('BadRequest', 'The server gave no answer to subscribe on ' + link.describe(), 400));
+        return;
+      }
+      live.answered = true;
+      live.floor = {};
+      _.each(positionsIn(answer.positions), function (position) {
+        live.floor[streamOf(position)] = position;
+      });
+      // The backend's stream (no channel), as the answer also states it on its own.
+      if (_.isString(answer.epoch) && typeof answer.seq === 'number' && !live.floor['']) {
+        live.floor[''] = {channel: null, epoch: answer.epoch, seq: answer.seq};
+      }
+      // A resubscription's window replaces whatever was still waiting.
+      live.actions = [{kind: 'window', models: answer.models}];
+      _.each(live.early, function (event) {
+        if (!liveSeen(live, event.meta)) live.actions.push(event);
+      });
+      live.early = [];
+      liveProcess(live);
+      if (!live.settled) {
+        live.settled = true;
+        if (live.timer) clearTimeout(live.timer);
+        live.timer = null;
+        var collection = live.collection, options = live.options;
+        if (options.success) guarded(options.success, null, [collection, answer.models, options]);
+        guarded(collection.trigger, collection, ['sync', collection, answer.models, options]);
+        guarded(live.done.resolve, null, [collection]);
+      } else {
+        guarded(live.collection.trigger, live.collection,
+          ['sync', live.collection, answer.models, live.options]);
+      }
+    });
+  }
+
+  // Refused (or the link can never subscribe): the collection is no longer live.
+  function liveEnd(live, why) {
+    liveForget(live);
+    var collection = live.collection, options = live.options;
+    if (!live.settled) {
+      live.settled = true;
+      if (live.timer) clearTimeout(live.timer);
+      live.timer = null;
+      if (options.error) guarded(options.error, null, [collection, why, options]);
+      guarded(collection.trigger, collection, ['error', collection, why, options]);
+      guarded(live.done.reject, null, [why]);
+    } else {
+      guarded(collection.trigger, collection, ['error', collection, why, options]);
+    }
+    announce('error', why, liveInfo(live));
+  }
+
+  function liveForget(live) {
+    live.stopped = true;
+    var link = live.link;
+    if (link.live[live.id] === live) delete link.live[live.id];
+    if (live.collection._backboneioLive === live) live.collection._backboneioLive = null;
+    link.release();
+  }
+
+  // After every listen of a link: its subscriptions go (again).
+  function liveListened(link) {
+    _.each(_.values(link.live), liveSend);
+  }
+
+  function liveLinkFailed(link, why) {
+    _.each(_.values(link.live), function (live) { liveEnd(live, why); });
+  }
+
+  function liveDisconnected(link) {
+    _.each(link.live, function (live) {
+      live.answered = false;
+      live.socket = null;
+      live.early = [];
+    });
+  }
+
+  // Applies what has arrived, in order, unless an unanswered create of the
+  // collection makes the next step ambiguous.
+  function liveProcess(live) {
+    var collection = live.collection;
+    while (!live.stopped && live.actions.length) {
+      var action = live.actions[0];
+      if (collection._backboneioCreates > 0 && (action.kind === 'window' ||
+          (action.kind === 'enter' && !collection.get(idOf(collection, action.model))))) {
+        return;
+      }
+      live.actions.shift();
+      if (action.kind === 'window') guarded(liveWindow, null, [live, action.models]);
+      else guarded(liveEvent, null, [live, action]);
+    }
+  }
+
+  // The answer's window: Backbone's set, so only differences fire add,
+  // remove and change. The page's new models (no id yet) stay, after it.
+  function liveWindow(live, models) {
+    var collection = live.collection;
+    live.ids = _.map(models, function (attrs) { return idOf(collection, attrs); });
+    live.strays = {};
+    var unsaved = collection.filter(function (model) { return model.isNew(); });
+    collection.set(models.concat(unsaved), {sort: false});
+  }
+
+  // Where window model `id` goes in the collection: after the nearest
+  // model before it in the window, else before the nearest after it.
+  function livePlace(live, id) {
+    var collection = live.collection, ids = live.ids, i = _.indexOf(ids, id), j, other;
+    for (j = i - 1; j >= 0; j--) {
+      other = collection.get(ids[j]);
+      if (other) return collection.indexOf(other) + 1;
+    }
+    for (j = i + 1; j < ids.length; j++) {
+      other = collection.get(ids[j]);
+      if (other) return collection.indexOf(other);
+    }
+    return 0;
+  }
+
+  // Moves a model of the collection to its place, silently; true if it moved.
+  function liveMove(live, model, id) {
+    var models = live.collection.models, from = _.indexOf(models, model);
+    models.splice(from, 1);
+    var at = livePlace(live, id);
+    models.splice(at, 0, model);
+    return at !== from;
+  }
+
+  function liveEvent(live, event) {
+    var collection = live.collection, attrs = event.model;
+    var id = idOf(collection, attrs);
+    if (id == null) return;
+    live.ids = _.without(live.ids, id);
+    if (event.kind === 'leave') {
+      var gone = collection.get(id);
+      if (gone) collection.remove(gone);
+      return;
+    }
+    var index = event.meta.index;
+    if (typeof index !== 'number' || index < 0 || index > live.ids.length) index = live.ids.length;
+    live.ids.splice(index, 0, id);
+    var existing = collection.get(id);
+    if (!existing) {
+      var stray = _.has(live.strays, id) ? live.strays[id] : null;
+      if (stray) {
+        delete live.strays[id];
+        replaceAttributes(stray, attrs);
+      }
+      collection.add(stray || attrs, {at: livePlace(live, id)});
+      return;
+    }
+    // Moved first, so a listener of 'change' sees the new order; 'sort' says it moved.
+    var moved = liveMove(live, existing, id);
+    replaceAttributes(existing, attrs);
+    if (moved) collection.trigger('sort', collection, {live: true});
+  }
+
+  // A create made through the collection was answered (or failed).
+  function liveCreateSettled(collection) {
+    collection._backboneioCreates -= 1;
+    var live = liveOf(collection);
+    if (!live) return;
+    liveProcess(live);
+    if (collection._backboneioCreates > 0 || !live.ids || live.actions.length) return;
+    // A saved model the window does not hold is not the server's: it leaves.
+    var inWindow = _.object(_.map(live.ids, function (id) { return [id, true]; }));
+    var strays = collection.filter(function (model) {
+      return !model.isNew() && !inWindow[model.id];
+    });
+    if (strays.length) collection.remove(strays);
+    // Its enter may still come (a change log shared between processes tells
+    // the writer after its answer): then the page's instance comes back.
+    _.each(strays, function (model) { live.strays[model.id] = model; });
+    // A comparator may have sorted an added model; the window's order wins.
+    var order = _.map(live.ids, function (id) { return collection.get(id); });
+    order = _.compact(order).concat(collection.filter(function (model) { return model.isNew(); }));
+    if (order.length === collection.length &&
+        _.some(order, function (model, i) { return collection.models[i] !== model; })) {
+      collection.models.splice.apply(collection.models, [0, order.length].concat(order));
+      collection.trigger('sort', collection, {live: true});
+    }
+  }
+
+  function subscribeCollection(query, options) {
+    var collection = this;
+    var sub = route(collection);
+    if (!sub || !sub.spec) throw new Error('subscribe() needs a backend on this collection');
+    if (query == null) query = {};
+    if (!_.isObject(query) || _.isArray(query) || _.isFunction(query)) {
+      throw new TypeError('subscribe() takes a query object; got ' + JSON.stringify(query));
+    }
+    options = _.extend({}, options);
+    var previous = liveOf(collection);
+    if (previous) stopLive(previous);
+    var link = linkFor(sub.spec);
+    var live = {
+      id: 'q' + (liveCount += 1),
+      query: JSON.parse(JSON.stringify(query)),
+      options: options,
+      collection: collection,
+      link: link,
+      socket: null,
+      round: 0,
+      answered: false,
+      settled: false,
+      stopped: false,
+      early: [],
+      actions: [],
+      floor: {},
+      ids: null,
+      strays: {},  // id -> a model of the page's own create that left before its enter
+      done: deferred(),
+      timer: null
+    };
+    collection._backboneioLive = live;
+    if (link.failure) {
+      var why = link.failure;
+      later(function () { if (!live.stopped) liveEnd(live, why); });
+      return live.done.promise;
+    }
+    link.live[live.id] = live;
+    var ms = positive(options.timeout) ? options.timeout : state.syncTimeout;
+    live.timer = setTimeout(function () {
+      live.timer = null;
+      if (live.settled || live.stopped) return;
+      // The subscription stays: the next listen (or a late answer) fills the window.
+      live.settled = true;
+      var late = error('Timeout', 'No answer to subscribe on ' + link.describe() + ' within ' +
+        ms + ' ms', 504, {method: 'subscribe'});
+      if (options.error) guarded(options.error, null, [collection, late, options]);
+      guarded(collection.trigger, collection, ['error', collection, late, options]);
+      guarded(live.done.reject, null, [late]);
+    }, ms);
+    liveSend(live);
+    return live.done.promise;
+  }
+
+  // Stops a subscription; resolves once the server has answered (at once when offline).
+  function stopLive(live) {
+    var link = live.link, socket = link.socket, done = deferred();
+    var wasSent = live.socket && live.socket === socket && socket.connected;
+    if (live.timer) clearTimeout(live.timer);
+    live.timer = null;
+    liveForget(live);
+    if (!wasSent) {
+      later(function () { done.resolve(live.collection); });
+      return done.promise;
+    }
+    socket.emit('unsubscribe', live.id, function () { done.resolve(live.collection); });
+    return done.promise;
+  }
+
+  function unsubscribeCollection() {
+    var live = liveOf(this);
+    if (live) return stopLive(live);
+    var done = deferred(), collection = this;
+    later(function () { done.resolve(collection); });
+    return done.promise;
+  }
+
+  Backbone.Collection.prototype.subscribe = subscribeCollection;
+  Backbone.Collection.prototype.unsubscribe = unsubscribeCollection;
+
+  // fetch({data: query, live: true}) is subscribe(query).
+  var collectionFetch = Backbone.Collection.prototype.fetch;
+  Backbone.Collection.prototype.fetch = function (options) {
+    if (options && options.live) return this.subscribe(options.data, _.omit(options, 'live', 'data'));
+    return collectionFetch.apply(this, arguments);
+  };
+
   // -- the public object -----------------------------------------------------
 
   Backbone.io = Backbone.IO = _.extend({
@@ -1532,6 +1894,7 @@
         return {
           backend: link.name, channel: link.channel, subscribers: link.subscribers.length,
           pending: link.queue.length + link.inflight.length, ready: link.ready,
+          live: _.size(link.live),
           positions: _.map(_.values(link.positions), _.clone)
         };
       });

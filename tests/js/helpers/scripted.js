@@ -8,12 +8,14 @@ const {Server} = require('socket.io');
 
 // One backend namespace. `handlers.listen(socket, args, ack)`,
 // `handlers.sync(socket, request, ack)` and `handlers.refresh(socket, auth,
-// ack)` (default: accepted) answer; what arrived is in `calls`, and every
-// connection's handshake auth in `calls.auth`.
+// ack)` (default: accepted) answer, and so do `handlers.subscribe(socket,
+// args, ack)` and `handlers.unsubscribe(socket, args, ack)` when given (live
+// queries); what arrived is in `calls`, and every connection's handshake auth
+// in `calls.auth`.
 async function scriptedServer(backend, handlers, {port = 0} = {}) {
   const httpServer = http.createServer();
   const io = new Server(httpServer, {transports: ['websocket']});
-  const calls = {listen: [], sync: [], refresh: [], auth: []};
+  const calls = {listen: [], sync: [], refresh: [], auth: [], subscribe: [], unsubscribe: []};
   const sockets = [];
   io.of('/' + backend).on('connection', (socket) => {
     sockets.push(socket);
@@ -32,6 +34,14 @@ async function scriptedServer(backend, handlers, {port = 0} = {}) {
       calls.sync.push(request);
       handlers.sync(socket, request, ack);
     });
+    for (const name of ['subscribe', 'unsubscribe']) {
+      if (!handlers[name]) continue;
+      socket.on(name, (...args) => {
+        const ack = args.pop();
+        calls[name].push(args);
+        handlers[name](socket, args, ack);
+      });
+    }
   });
   await new Promise((resolve) => httpServer.listen(port, '127.0.0.1', resolve));
   return {

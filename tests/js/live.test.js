@@ -1,0 +1,377 @@
+'use strict';
+// Live queries in the client: collection.subscribe(query) and what it does
+// with the answer's window and the `query(id, kind, model, meta)` events,
+// against a scripted Socket.IO server whose answers each test writes. The
+// real server is in tests/browser/test_live_queries.py.
+
+const assert = require('node:assert/strict');
+const {afterEach, describe, test} = require('node:test');
+const {connect, loadClient} = require('./helpers/server');
+const {scriptedServer} = require('./helpers/scripted');
+
+const FAST = {reconnectionDelay: 20, reconnectionDelayMax: 50};
+const pages = [];
+const servers = [];
+
+function page(url, options) {
+  const Backbone = loadClient();
+  pages.push(Backbone);
+  connect(Backbone, url, {...FAST, ...options});
+  return Backbone;
+}
+
+async function until(check, what, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function pause(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function pos(seq, channel = null) {
+  return {channel, epoch: 'e1', seq};
+}
+
+function answer(id, models, seq = 10) {
+  return {id, models, epoch: 'e1', seq, positions: [pos(seq)]};
+}
+
+function meta(index, seq) {
+  return {index, ...pos(seq)};
+}
+
+// Listens, answers subscribe with `windows` in turn (the last repeats), and
+// unsubscribe with its id; writes are scripted by each test.
+function live(windows, extra = {}) {
+  let round = 0;
+  return {
+    listen(socket, [channel], ack) { ack(null, {event: 'backend', channel, positions: [pos(10)]}); },
+    subscribe(socket, [request], ack) {
+      const models = windows[Math.min(round, windows.length - 1)];
+      round += 1;
+      ack(null, answer(request.id, models));
+    },
+    unsubscribe(socket, [id], ack) { ack(null, {id}); },
+    sync(socket, request, ack) { ack(null, request.model); },
+    ...extra,
+  };
+}
+
+async function serve(handlers) {
+  const server = await scriptedServer('items', handlers);
+  servers.push(server);
+  return server;
+}
+
+// Every add, remove, change and sort of a collection, with the ids in order after it.
+function record(collection) {
+  const heard = [];
+  collection.on('all', (name, first) => {
+    if (!['add', 'remove', 'change', 'sort'].includes(name)) return;
+    heard.push([name === 'sort' ? 'sort' : `${name} ${first.id}`, ids(collection).join(' ')]);
+  });
+  return heard;
+}
+
+function ids(collection) {
+  return collection.pluck('id');
+}
+
+afterEach(async () => {
+  for (const Backbone of pages.splice(0)) Backbone.io.disconnect();
+  for (const server of servers.splice(0)) await server.close();
+});
+
+describe('collection.subscribe(query)', () => {
+  test('sends subscribe({id, query}) and sets the window of the answer', async () => {
+    const server = await serve(live([[{id: 'a', n: 1}, {id: 'b', n: 2}]]));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([{id: 'b', n: 2}, {id: 'z', n: 0}], {backend: 'items'});
+    const heard = record(items);
+    const synced = [];
+    items.on('sync', (c, models) => synced.push(models.length));
+    const result = await items.subscribe({done: false, $sort: {n: 1}});
+    assert.equal(result, items);
+    assert.equal(server.calls.subscribe.length, 1);
+    const [request] = server.calls.subscribe[0];
+    assert.deepEqual(request.query, {done: false, $sort: {n: 1}});
+    assert.match(request.id, /^.{1,64}$/);
+    assert.deepEqual(ids(items), ['a', 'b']);
+    // Backbone's set: b was there and unchanged, so only z's remove and a's add fire.
+    assert.deepEqual(heard.map(([name]) => name).sort(), ['add a', 'remove z', 'sort']);
+    assert.deepEqual(synced, [2]);
+    assert.equal(Backbone.io.links()[0].live, 1);
+  });
+
+  test('fetch({data, live: true}) is subscribe(data)', async () => {
+    const server = await serve(live([[{id: 'a'}]]));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    const result = await items.fetch({data: {kind: 'x'}, live: true});
+    assert.equal(result, items);
+    assert.deepEqual(server.calls.subscribe[0][0].query, {kind: 'x'});
+    assert.equal(server.calls.sync.length, 0);  // no read
+    assert.deepEqual(ids(items), ['a']);
+  });
+
+  test('enter, change and leave go to their index; a move fires change, then sort', async () => {
+    const server = await serve(live([[{id: 'a', n: 1}, {id: 'b', n: 2}, {id: 'c', n: 3}]]));
+    const Backbone = page(server.url);
+    // The comparator would put them the other way round: the window's order wins.
+    const items = new Backbone.Collection([], {backend: 'items', comparator: (m) => -m.get('n')});
+    await items.subscribe({$sort: {n: 1}, $limit: 3});
+    const qid = server.calls.subscribe[0][0].id;
+    assert.deepEqual(ids(items), ['a', 'b', 'c']);
+    const heard = record(items);
+    const seenOnChange = [];
+    items.on('change', () => seenOnChange.push(ids(items).join(' ')));
+    const socket = server.socket();
+    // x enters at the top of a $limit 3 window and pushes c out: leave first, then enter.
+    socket.emit('query', qid, 'leave', {id: 'c', n: 3}, meta(null, 11));
+    socket.emit('query', qid, 'enter', {id: 'x', n: 0}, meta(0, 11));
+    // a moves to the end with a new n
+    socket.emit('query', qid, 'change', {id: 'a', n: 9}, meta(2, 12));
+    socket.emit('query', qid, 'change', {id: 'x', n: 0, title: 'new'}, meta(0, 13));
+    await until(() => items.get('x') && items.get('x').get('title') === 'new', 'the last change');
+    assert.deepEqual(ids(items), ['x', 'b', 'a']);
+    assert.deepEqual(heard, [
+      ['remove c', 'a b'], ['add x', 'x a b'], ['change a', 'x b a'], ['sort', 'x b a'],
+      ['change x', 'x b a'],
+    ]);
+    assert.deepEqual(seenOnChange, ['x b a', 'x b a']);  // the move was made before 'change'
+    assert.equal(items.get('a').get('n'), 9);
+  });
+
+  test('a change replaces the attributes, as the window shows them', async () => {
+    const server = await serve(live([[{id: 'a', n: 1, note: 'x'}]]));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({});
+    const qid = server.calls.subscribe[0][0].id;
+    server.socket().emit('query', qid, 'change', {id: 'a', n: 2}, meta(0, 11));
+    await until(() => items.get('a').get('n') === 2, 'the change');
+    assert.deepEqual(items.get('a').attributes, {id: 'a', n: 2});
+  });
+
+  test('events sent before the answer are kept only if they come after its window', async () => {
+    const server = await serve(live([], {
+      subscribe(socket, [request], ack) {
+        // seq 10 is in the window already; 11 came after it.
+        socket.emit('query', request.id, 'enter', {id: 'old'}, meta(0, 10));
+        socket.emit('query', request.id, 'enter', {id: 'new'}, meta(1, 11));
+        ack(null, answer(request.id, [{id: 'a'}], 10));
+      },
+    }));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({});
+    await until(() => items.length === 2, 'the later event');
+    assert.deepEqual(ids(items), ['a', 'new']);
+  });
+
+  test('a refusal rejects with the server\'s error, fires error, and ends the subscription', async () => {
+    const refusal = {name: 'BadRequest', message: 'Unknown operator $near', status: 400,
+      query_error: 'operator'};
+    const server = await serve(live([], {
+      subscribe(socket, args, ack) { ack({error: refusal}); },
+    }));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    const errors = [];
+    items.on('error', (c, err) => errors.push(err.name));
+    const announced = [];
+    Backbone.io.on('error', (err, info) => announced.push([err.name, info.subscription]));
+    await assert.rejects(items.subscribe({x: {$near: 1}}), (err) => {
+      assert.deepEqual(err, refusal);
+      return true;
+    });
+    assert.deepEqual(errors, ['BadRequest']);
+    assert.deepEqual(announced, [['BadRequest', server.calls.subscribe[0][0].id]]);
+    assert.equal(Backbone.io.links()[0].live, 0);
+  });
+
+  test('no answer within syncTimeout rejects with Timeout', async () => {
+    const server = await serve(live([], {subscribe() {}}));
+    const Backbone = page(server.url, {syncTimeout: 200});
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await assert.rejects(items.subscribe({}), (err) => {
+      assert.equal(err.name, 'Timeout');
+      assert.equal(err.status, 504);
+      return true;
+    });
+  });
+
+  test('unsubscribe() sends unsubscribe(id) and later events change nothing', async () => {
+    const server = await serve(live([[{id: 'a'}]]));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({});
+    const qid = server.calls.subscribe[0][0].id;
+    assert.equal(await items.unsubscribe(), items);
+    assert.deepEqual(server.calls.unsubscribe, [[qid]]);
+    server.socket().emit('query', qid, 'enter', {id: 'b'}, meta(1, 11));
+    await pause(100);
+    assert.deepEqual(ids(items), ['a']);
+    assert.equal(Backbone.io.links()[0].live, 0);
+  });
+
+  test('a second subscribe replaces the first, with a new id', async () => {
+    const server = await serve(live([[{id: 'a'}], [{id: 'b'}]]));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({n: 1});
+    await items.subscribe({n: 2});
+    const [first, second] = server.calls.subscribe.map(([request]) => request.id);
+    assert.notEqual(first, second);
+    assert.deepEqual(server.calls.unsubscribe, [[first]]);
+    assert.deepEqual(ids(items), ['b']);
+    server.socket().emit('query', first, 'enter', {id: 'stale'}, meta(0, 11));
+    server.socket().emit('query', second, 'enter', {id: 'c'}, meta(1, 11));
+    await until(() => items.get('c'), 'the second subscription\'s event');
+    assert.deepEqual(ids(items), ['b', 'c']);
+  });
+
+  test('after a reconnect it subscribes with the same id and sets the fresh window', async () => {
+    const server = await serve(live([
+      [{id: 'a', n: 1}, {id: 'b', n: 2}],
+      [{id: 'a', n: 1}, {id: 'c', n: 3}],  // written meanwhile: b left, c entered
+    ]));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({});
+    const a = items.get('a');
+    const heard = record(items);
+    Backbone.io.socketOf(items).io.engine.close();
+    await until(() => server.calls.subscribe.length === 2, 'the second subscribe');
+    await until(() => items.get('c'), 'the fresh window');
+    assert.equal(server.calls.subscribe[1][0].id, server.calls.subscribe[0][0].id);
+    assert.deepEqual(ids(items), ['a', 'c']);
+    assert.equal(items.get('a'), a);  // the same instance: no flicker
+    // Backbone's set: c took b's place, which it counts as a new order too.
+    assert.deepEqual(heard.map(([name]) => name).sort(), ['add c', 'remove b', 'sort']);
+  });
+
+  test('a bound live collection ignores synced notifications: only its window counts', async () => {
+    const server = await serve(live([[{id: 'a', done: false}]]));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    items.bindBackend();
+    await items.subscribe({done: false});
+    const heard = [];
+    items.on('backend:create', (model) => heard.push(model.id));
+    server.socket().emit('synced', 'create', {id: 'done', done: true}, pos(11));
+    await until(() => heard.length === 1, 'the notification');
+    assert.deepEqual(ids(items), ['a']);
+  });
+});
+
+describe('writes through a live collection', () => {
+  // Creates get ids; the test decides when the query event goes, before or after the ack.
+  function writer({eventFirst, enters = true, index = 0}) {
+    return live([[{id: 'a', n: 5}]], {
+      sync(socket, request, ack) {
+        const model = {...request.model, id: 'new1'};
+        const qid = socket.qid;
+        const send = () => {
+          if (enters) socket.emit('query', qid, 'enter', model, meta(index, 11));
+        };
+        if (eventFirst) send();
+        ack(null, model);
+        if (!eventFirst) send();
+      },
+      subscribe(socket, [request], ack) {
+        socket.qid = request.id;
+        ack(null, answer(request.id, [{id: 'a', n: 5}]));
+      },
+    });
+  }
+
+  for (const eventFirst of [true, false]) {
+    for (const wait of [false, true]) {
+      const when = eventFirst ? 'before' : 'after';
+      test(`create({wait: ${wait}}) with its enter ${when} the answer: one model, the page's`, async () => {
+        const server = await serve(writer({eventFirst}));
+        const Backbone = page(server.url);
+        const items = new Backbone.Collection([], {backend: 'items'});
+        await items.subscribe({$sort: {n: 1}});
+        const adds = [];
+        items.on('add', (m) => adds.push(m.id || 'new'));
+        const made = items.create({n: 1}, {wait});
+        await until(() => !made.isNew() && items.get('new1') && !made.pending, 'the answer');
+        await pause(50);
+        assert.deepEqual(ids(items), ['new1', 'a']);  // the window's index 0
+        assert.equal(items.get('new1'), made);
+        assert.equal(items.length, 2);
+        // Heard after its answer, the enter brings the page's instance back
+        // (it left when the answer found it outside the window).
+        assert.equal(adds.length, eventFirst ? 1 : 2);
+      });
+    }
+  }
+
+  test('a create the window does not hold leaves the collection once answered', async () => {
+    const server = await serve(writer({eventFirst: true, enters: false}));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({n: 5});
+    const made = items.create({n: 1});
+    assert.deepEqual(items.pluck('n'), [5, 1]);  // shown while unanswered
+    await until(() => !made.isNew(), 'the answer');
+    assert.deepEqual(ids(items), ['a']);
+  });
+
+  test('the other windows\' events wait while a create is unanswered, then apply in order', async () => {
+    let ackCreate = null;
+    const server = await serve(live([[{id: 'a', n: 5}]], {
+      subscribe(socket, [request], ack) {
+        socket.qid = request.id;
+        ack(null, answer(request.id, [{id: 'a', n: 5}]));
+      },
+      sync(socket, request, ack) {
+        const model = {...request.model, id: 'new1'};
+        // someone else's write enters first, then this create's own enter
+        socket.emit('query', socket.qid, 'enter', {id: 'other', n: 0}, meta(0, 11));
+        socket.emit('query', socket.qid, 'enter', model, meta(1, 12));
+        ackCreate = () => ack(null, model);
+      },
+    }));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({$sort: {n: 1}});
+    const made = items.create({n: 1});
+    await until(() => ackCreate, 'the create to arrive');
+    await pause(50);
+    assert.deepEqual(items.pluck('n'), [5, 1]);  // the enter of 'other' waits behind the create
+    ackCreate();
+    await until(() => items.get('other'), 'the waiting events');
+    assert.deepEqual(ids(items), ['other', 'new1', 'a']);
+    assert.equal(items.get('new1'), made);
+  });
+
+  test('a patch that takes a model out of the window removes it; destroy is heard once', async () => {
+    const server = await serve(live([[{id: 'a', done: false}, {id: 'b', done: false}]], {
+      subscribe(socket, [request], ack) {
+        socket.qid = request.id;
+        ack(null, answer(request.id, [{id: 'a', done: false}, {id: 'b', done: false}]));
+      },
+      sync(socket, request, ack) {
+        socket.emit('query', socket.qid, 'leave', {id: request.model.id}, meta(null, 11));
+        ack(null, request.method === 'delete' ? {} : request.model);
+      },
+    }));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({done: false});
+    const removes = [];
+    items.on('remove', (m) => removes.push(m.id));
+    await items.get('a').save({done: true}, {patch: true});
+    assert.deepEqual(ids(items), ['b']);
+    await new Promise((resolve) => items.get('b').destroy({wait: true, success: resolve}));
+    assert.deepEqual(ids(items), []);
+    assert.deepEqual(removes, ['a', 'b']);
+  });
+});
