@@ -375,3 +375,86 @@ describe('writes through a live collection', () => {
     assert.deepEqual(removes, ['a', 'b']);
   });
 });
+
+describe('live queries against a real backboneio server', () => {
+  let server;
+  const {after, before} = require('node:test');
+  const {startServer} = require('./helpers/server');
+  before(async () => { server = await startServer(); });
+  after(async () => { if (server) await server.stop(); });
+
+  // create() returns the model; this waits for the server's answer.
+  function created(collection, attrs) {
+    return new Promise((resolve, reject) => {
+      collection.create(attrs, {wait: true, success: resolve, error: (m, err) => reject(err)});
+    });
+  }
+
+  // What a one-off read of the same query answers: the window the live copy must equal.
+  async function window(Backbone, query) {
+    const once = new Backbone.Collection([], {backend: 'items'});
+    await once.fetch({data: query});
+    return once.pluck('title');
+  }
+
+  test('another page\'s writes move the window; it equals a fresh read after each', async () => {
+    const tag = `w${Date.now()}`;
+    const query = {tag, done: false, $sort: {n: -1}, $limit: 3};
+    const reader = page(server.url);
+    const writer = page(server.url);
+    const items = new writer.Collection([], {backend: 'items'});
+    for (const n of [1, 2, 3, 4]) {
+      await created(items, {tag, n, done: false, title: `t${n}`});
+    }
+    const liveItems = new reader.Collection([], {backend: 'items'});
+    await liveItems.subscribe(query);
+    assert.deepEqual(liveItems.pluck('title'), ['t4', 't3', 't2']);
+    const heard = [];
+    liveItems.on('add remove', (m, c, options) => heard.push(`${options.add ? '+' : '-'}${m.get('title')}`));
+
+    await created(items, {tag, n: 9, done: false, title: 't9'});  // enters at the top
+    await until(() => liveItems.first().get('title') === 't9', 't9 to enter');
+    assert.deepEqual(liveItems.pluck('title'), ['t9', 't4', 't3']);
+    assert.deepEqual(heard, ['-t2', '+t9']);  // t2 pushed out by the $limit
+
+    await items.findWhere({n: 4}).save({done: true}, {patch: true});  // stops matching
+    await until(() => !liveItems.findWhere({title: 't4'}), 't4 to leave');
+    assert.deepEqual(liveItems.pluck('title'), ['t9', 't3', 't2']);  // t2 back from below
+    assert.deepEqual(liveItems.pluck('title'), await window(writer, query));
+
+    await items.findWhere({n: 1}).save({n: 10}, {patch: true});  // t1 climbs to the top
+    await until(() => liveItems.first().get('title') === 't1', 't1 to enter at the top');
+    assert.deepEqual(liveItems.pluck('title'), await window(writer, query));
+
+    await liveItems.unsubscribe();
+    await created(items, {tag, n: 20, done: false, title: 't20'});
+    await pause(100);
+    assert.equal(liveItems.findWhere({title: 't20'}), undefined);
+  });
+
+  test('a create through the live collection ends as one model, the page\'s own', async () => {
+    const tag = `c${Date.now()}`;
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({tag, $sort: {n: 1}});
+    const made = items.create({tag, n: 1, title: 'mine'});
+    const made2 = items.create({tag, n: 0, title: 'mine too'}, {wait: true});
+    await until(() => !made.isNew() && !made.pending && items.length === 2 &&
+      items.every((m) => !m.pending && !m.isNew()), 'both answers');
+    await pause(50);
+    assert.deepEqual(items.pluck('title'), ['mine too', 'mine']);
+    assert.equal(items.get(made.id), made);
+    assert.equal(items.get(made2.id), made2);
+  });
+
+  test('a refused query rejects with BadRequest and its query_error', async () => {
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await assert.rejects(items.subscribe({n: {$nope: 1}}), (err) => {
+      assert.equal(err.name, 'BadRequest');
+      assert.equal(err.status, 400);
+      assert.ok(err.query_error, JSON.stringify(err));
+      return true;
+    });
+  });
+});
