@@ -240,3 +240,52 @@ def test_docs_client_md_gives_the_npm_command_of_the_pinned_versions() -> None:
     text = (ROOT / "docs" / "client.md").read_text()
     assert demo.NPM_INSTALL.replace("DIR", "assets") in text
     assert "npm ci --prefix tests/js" in text
+
+
+@pytest.mark.browser
+def test_the_todos_active_filter_is_a_live_query_kept_in_order(
+    demo_server: ServerProcess, context: Context
+) -> None:
+    first = context.page(demo_server.url + "/todos#/active")
+    second = context.page(demo_server.url + "/todos")
+    live(first)
+    live(second)
+    assert first.locator("#todo-filters a.selected").text_content() == "Active"
+    assert first.locator("#todo-list").get_attribute("data-filter") == "active"
+    mine = ["Live one", "Live two", "Live three"]
+    for title in mine:
+        second.fill("#todo-input", title)
+        second.press("#todo-input", "Enter")
+        second.locator("#todo-list li", has_text=title).wait_for()
+
+    def shown(page: Any) -> list[str]:
+        # Other tests' todos may share the list: only this test's, in their order.
+        titles = page.locator("#todo-list .title").all_text_contents()
+        return [t for t in titles if t in mine]
+
+    def wait_for(page: Any, titles: list[str]) -> None:
+        page.wait_for_function(
+            """([mine, titles]) => JSON.stringify([...document.querySelectorAll(
+                   '#todo-list .title')].map((e) => e.textContent)
+                   .filter((t) => mine.includes(t))) === JSON.stringify(titles)""",
+            arg=[mine, titles],
+        )
+
+    wait_for(first, mine)
+    # Ticked in the other window: it leaves the active list, and nothing else moves.
+    second.locator("#todo-list li", has_text="Live two").locator("input").check()
+    wait_for(first, ["Live one", "Live three"])
+    assert first.locator("#todo-list li.done").count() == 0
+    # Unticked: it comes back between the two, where it was made.
+    second.locator("#todo-list li", has_text="Live two").locator("input").uncheck()
+    wait_for(first, mine)
+
+    # Ticked here: it leaves this list at once; "All" shows it again, done.
+    # (click, not check: the row is gone before a check could see it ticked)
+    first.locator("#todo-list li", has_text="Live three").locator("input").click()
+    wait_for(first, ["Live one", "Live two"])
+    first.click("#todo-filters a[data-filter=all]")
+    wait_for(first, mine)
+    assert first.locator("#todo-list li.done", has_text="Live three").count() == 1
+    assert shown(second) == mine
+    assert first.evaluate("Backbone.io.links().find((l) => l.backend === 'todos').live") == 0

@@ -121,7 +121,9 @@ def test_rows_enter_and_leave_at_their_place_as_another_page_writes(
     a = reader(context, server.url, query)
     b = writer(context, server.url)
     for n in (5, 1, 3):
-        b.evaluate("(t) => write('create', t)", {"tag": tag, "n": n, "done": False, "title": f"t{n}"})
+        b.evaluate(
+            "(t) => write('create', t)", {"tag": tag, "n": n, "done": False, "title": f"t{n}"}
+        )
     b.evaluate("(t) => write('create', t)", {"tag": tag, "n": 2, "done": True, "title": "t2"})
     shows(a, ["t1", "t3", "t5"])  # t2 is done: never shown
 

@@ -1,4 +1,7 @@
 // The Todos demo: add, tick (a patch) and delete, shared by every open window.
+// "All" is the whole backend, fetched and kept bound; "Active" (#/active) is
+// a live query, the todos not done in the order they were made: a todo ticked
+// in another window leaves it, and one unticked comes back at its place.
 (function () {
   'use strict';
 
@@ -96,8 +99,27 @@
     }
   });
 
+  var ACTIVE = {done: false, $sort: {createdAt: 1}};
+
+  function filterOf(hash) {
+    return hash === '#/active' ? 'active' : 'all';
+  }
+
+  // Switching shows only the differences: subscribe() and fetch() both set().
+  function show(todos, filter) {
+    $('#todo-filters a').each(function () {
+      var here = this.getAttribute('data-filter') === filter;
+      $(this).toggleClass('selected', here).attr('aria-current', here ? 'true' : null);
+    });
+    $('#todo-list').attr('data-filter', filter);
+    if (filter === 'active') return todos.subscribe(ACTIVE);
+    todos.unsubscribe();
+    return todos.fetch();
+  }
+
   var todos = new Todos();
   todos.bindBackend();
   window.demo = {todos: todos, view: new TodosView({collection: todos})};
-  todos.fetch();
+  window.addEventListener('hashchange', function () { show(todos, filterOf(location.hash)); });
+  show(todos, filterOf(location.hash));
 })();
