@@ -219,6 +219,20 @@ describe('collection.subscribe(query)', () => {
     assert.equal(Backbone.io.links()[0].live, 0);
   });
 
+  test('a plain fetch() of a live collection ends its subscription', async () => {
+    const server = await serve(live([[{id: 'a'}]], {
+      sync(socket, request, ack) { ack(null, [{id: 'r1'}, {id: 'r2'}]); },
+    }));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({});
+    const qid = server.calls.subscribe[0][0].id;
+    await items.fetch();
+    assert.deepEqual(server.calls.unsubscribe, [[qid]]);
+    assert.deepEqual(ids(items), ['r1', 'r2']);
+    assert.equal(Backbone.io.links()[0].live, 0);
+  });
+
   test('a second subscribe replaces the first, with a new id', async () => {
     const server = await serve(live([[{id: 'a'}], [{id: 'b'}]]));
     const Backbone = page(server.url);

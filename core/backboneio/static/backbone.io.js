@@ -1782,10 +1782,14 @@
   Backbone.Collection.prototype.subscribe = subscribeCollection;
   Backbone.Collection.prototype.unsubscribe = unsubscribeCollection;
 
-  // fetch({data: query, live: true}) is subscribe(query).
+  // fetch({data: query, live: true}) is subscribe(query); a plain fetch()
+  // of a live collection ends its subscription: the read's answer replaces
+  // the window, which no longer follows the server.
   var collectionFetch = Backbone.Collection.prototype.fetch;
   Backbone.Collection.prototype.fetch = function (options) {
     if (options && options.live) return this.subscribe(options.data, _.omit(options, 'live', 'data'));
+    var live = liveOf(this);
+    if (live) stopLive(live);
     return collectionFetch.apply(this, arguments);
   };
 
