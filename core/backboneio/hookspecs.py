@@ -122,6 +122,11 @@ def authorize_broadcast(
     of the change log delivered live and for every entry replayed on resume,
     but only when some plugin implements it (else a notification goes out in
     one message). Return False to skip this recipient.
+
+    Live queries ask it too, once per window, before a model enters it:
+    ``method`` is ``"read"`` for the models of the first window and the
+    write's method after; ``model`` is the whole model as it would enter
+    (docs/live-queries.md). False keeps the model out of that window.
     """
 
 
