@@ -5,12 +5,17 @@ Each test runs a real server process and reads what it printed.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from backboneio import requestlog
 from backboneio.settings import Settings
 from backboneio.testing.client import BackendClient
 from backboneio.testing.server import ServerProcess
@@ -134,3 +139,96 @@ def test_bad_log_settings_are_configuration_errors() -> None:
     assert done.returncode == 2
     assert "--log-level: invalid choice: 'LOUD'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_line_is_out_by_shutdown_and_before_stopped() -> None:
+    """Lines are written in batches: none is lost when the server stops right after."""
+    count = 200
+    srv = ServerProcess(settings()).start()
+    try:
+        with BackendClient(srv.url, "notes") as client:
+            ids = [client.ok("create", {"n": n})["id"] for n in range(count)]
+    finally:
+        srv.stop()  # SIGTERM at once: the last lines are likely still queued
+    srv.wait_for_output("backboneio stopped")
+    lines = srv.log.splitlines()
+    stopped = next(i for i, line in enumerate(lines) if "backboneio stopped" in line)
+    creates = [line for line in lines if " INFO notes create " in line]
+    assert [line.split()[6] for line in creates] == ids
+    assert all(lines.index(line) < stopped for line in creates)
+
+
+@pytest.fixture
+def configured() -> Iterator[io.StringIO]:
+    """requestlog.configure() in this process, to a string; the logging setup restored after."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging._srcfile, logging.logThreads)
+    stream = io.StringIO()
+    requestlog.configure("INFO", "text", stream)
+    try:
+        yield stream
+    finally:
+        requestlog.flush()
+        requestlog.log.handlers.clear()
+        root.handlers[:], level, logging._srcfile, logging.logThreads = saved
+        root.setLevel(level)
+        logging.logProcesses = logging.logMultiprocessing = True
+        requestlog._writer = None
+
+
+ODD_IDS = ["abc", "x\n2026-01-01 forged", 42, {"a": [1]}, None, "é" * 3, "a b", "y" * 100]
+
+
+def log_syncs() -> None:
+    for model_id in ODD_IDS:
+        args = ({"method": "update", "model": {"id": model_id}},)
+        requestlog.synced("notes", "SID", args, (None, {"id": model_id}), time.perf_counter(), "id")
+    refused = ({"error": {"status": 404, "name": "NotFound"}},)
+    requestlog.synced("notes", "SID", ({"method": "delete"},), refused, time.perf_counter(), "id")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_queued_line_is_what_logging_would_write(configured: io.StringIO, fmt: str) -> None:
+    stream = io.StringIO()
+    requestlog.configure("INFO", fmt, stream)
+    writer = requestlog._writer
+    assert writer is not None
+    log_syncs()
+    queued = list(writer.queue)
+    assert len(queued) == len(ODD_IDS) + 1  # all INFO, none written yet
+    assert stream.getvalue() == ""
+    requestlog.flush()
+    expected = [writer.format(requestlog._record(entry)) for entry in queued]
+    assert stream.getvalue().splitlines() == expected
+    if fmt == "text":
+        assert " INFO notes update 'x\\n2026-01-01 forged' 200 " in expected[1]
+        assert expected[-1].endswith(" INFO notes delete - 404 NotFound 0.0ms sid=SID")
+    else:
+        assert [json.loads(line)["id"] for line in expected[:-1]] == ODD_IDS
+
+
+def test_a_record_written_at_once_writes_the_queue_first(configured: io.StringIO) -> None:
+    log_syncs()
+    logging.getLogger("backboneio").error("a failure")
+    lines = configured.getvalue().splitlines()
+    assert len(lines) == len(ODD_IDS) + 2
+    assert lines[-1].endswith("backboneio ERROR a failure")
+
+
+def test_a_handler_of_your_own_gets_the_records_with_their_fields(
+    configured: io.StringIO,
+) -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    requestlog.log.addHandler(Collect())
+    log_syncs()
+    requestlog.flush()
+    assert [r.id for r in seen] == [*ODD_IDS, None]
+    assert [r.status for r in seen] == [200] * len(ODD_IDS) + [404]
+    assert {r.levelname for r in seen} == {"INFO"}
+    assert all(r.backend == "notes" and r.sid == "SID" for r in seen)
+    assert len(configured.getvalue().splitlines()) == len(ODD_IDS) + 1  # and still written

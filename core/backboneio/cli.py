@@ -152,6 +152,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"backboneio serving on {url} (backends: {names})", flush=True)
 
     runner.serve(server.app, sock=sock, on_ready=ready, settings=settings, shutdown=server.shutdown)
+    requestlog.flush()  # the last syncs' lines come before "stopped"
     print("backboneio stopped", flush=True)
     return 0
 
