@@ -269,6 +269,46 @@ describe('collection.subscribe(query)', () => {
     assert.deepEqual(heard.map(([name]) => name).sort(), ['add c', 'remove b', 'sort']);
   });
 
+  test('a subscribe made before connect() goes once the socket listens', async () => {
+    const server = await serve(live([[{id: 'a'}]]));
+    const Backbone = loadClient();
+    pages.push(Backbone);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    const subscribed = items.subscribe({});
+    assert.equal(server.calls.subscribe.length, 0);
+    connect(Backbone, server.url, FAST);
+    assert.equal(await subscribed, items);
+    assert.deepEqual(ids(items), ['a']);
+  });
+
+  test('after Backbone.io.disconnect() and connect() it subscribes again', async () => {
+    const server = await serve(live([[{id: 'a'}], [{id: 'b'}]]));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    await items.subscribe({});
+    Backbone.io.disconnect();
+    connect(Backbone, server.url, FAST);
+    await until(() => items.get('b'), 'the window of the new connection');
+    assert.deepEqual(ids(items), ['b']);
+    assert.equal(server.calls.subscribe[1][0].id, server.calls.subscribe[0][0].id);
+  });
+
+  test('a channel whose listen is refused rejects its subscriptions with the refusal', async () => {
+    const refusal = {name: 'Forbidden', message: 'Not in this room', status: 403};
+    const server = await serve(live([[]], {
+      listen(socket, [channel], ack) { ack({error: refusal}); },
+    }));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: {name: 'items', channel: 'room'}});
+    await assert.rejects(items.subscribe({}), (err) => {
+      assert.deepEqual(err, refusal);
+      return true;
+    });
+    assert.equal(server.calls.subscribe.length, 0);
+    // and a later one fails at once, as syncs do
+    await assert.rejects(items.subscribe({}), (err) => err.name === 'Forbidden');
+  });
+
   test('a bound live collection ignores synced notifications: only its window counts', async () => {
     const server = await serve(live([[{id: 'a', done: false}]]));
     const Backbone = page(server.url);
