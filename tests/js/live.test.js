@@ -406,6 +406,31 @@ describe('writes through a live collection', () => {
     assert.equal(items.get('new1'), made);
   });
 
+  test('a window answered while a create is unanswered is set (and resolved) after it', async () => {
+    let ackCreate = null;
+    const server = await serve(live([], {
+      subscribe(socket, [request], ack) {
+        // The create was written before the window was read: it is in it.
+        ack(null, answer(request.id, [{id: 'a', n: 5}, {id: 'new1', n: 1}]));
+      },
+      sync(socket, request, ack) { ackCreate = () => ack(null, {...request.model, id: 'new1'}); },
+    }));
+    const Backbone = page(server.url);
+    const items = new Backbone.Collection([], {backend: 'items'});
+    const made = items.create({n: 1});
+    await until(() => ackCreate, 'the create to arrive');
+    let resolved = false;
+    const subscribed = items.subscribe({}).then(() => { resolved = true; });
+    await until(() => server.calls.subscribe.length === 1, 'the subscribe');
+    await pause(50);
+    assert.equal(resolved, false);
+    assert.equal(items.length, 1);  // the window waits: new1 may be this create
+    ackCreate();
+    await subscribed;
+    assert.deepEqual(ids(items), ['a', 'new1']);
+    assert.equal(items.get('new1'), made);
+  });
+
   test('a patch that takes a model out of the window removes it; destroy is heard once', async () => {
     const server = await serve(live([[{id: 'a', done: false}, {id: 'b', done: false}]], {
       subscribe(socket, [request], ack) {

@@ -1540,19 +1540,18 @@
       });
       live.early = [];
       liveProcess(live);
-      if (!live.settled) {
-        live.settled = true;
-        if (live.timer) clearTimeout(live.timer);
-        live.timer = null;
-        var collection = live.collection, options = live.options;
-        if (options.success) guarded(options.success, null, [collection, answer.models, options]);
-        guarded(collection.trigger, collection, ['sync', collection, answer.models, options]);
-        guarded(live.done.resolve, null, [collection]);
-      } else {
-        guarded(live.collection.trigger, live.collection,
-          ['sync', live.collection, answer.models, live.options]);
-      }
     });
+  }
+
+  // The window of an answer is in the collection: `sync`, and the promise.
+  function liveAnswered(live, models) {
+    var collection = live.collection, options = live.options, first = !live.settled;
+    live.settled = true;
+    if (live.timer) clearTimeout(live.timer);
+    live.timer = null;
+    if (first && options.success) guarded(options.success, null, [collection, models, options]);
+    guarded(collection.trigger, collection, ['sync', collection, models, options]);
+    if (first) guarded(live.done.resolve, null, [collection]);
   }
 
   // Refused (or the link can never subscribe): the collection is no longer live.
@@ -1608,8 +1607,12 @@
         return;
       }
       live.actions.shift();
-      if (action.kind === 'window') guarded(liveWindow, null, [live, action.models]);
-      else guarded(liveEvent, null, [live, action]);
+      if (action.kind === 'window') {
+        guarded(liveWindow, null, [live, action.models]);
+        liveAnswered(live, action.models);
+      } else {
+        guarded(liveEvent, null, [live, action]);
+      }
     }
   }
 
