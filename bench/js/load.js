@@ -380,6 +380,7 @@ async function idle() {
     },
   });
   const connectSeconds = Number(process.hrtime.bigint() - began) / 1e9;
+  process.stderr.write('measuring\n'); // all connected: a memory probe looks now
   const start = cpuSnapshot();
   await sleep((job.hold || 2) * 1000);
   const end = cpuSnapshot();
@@ -456,7 +457,104 @@ async function resume() {
   };
 }
 
-const scenarios = { roundtrip, fanout, idle, resume };
+// Live queries (bench/live.py): ``sockets`` sockets hold ``subscriptions`` live
+// queries between them (mode ``shared``: one query for all, ``distinct``: one
+// owner each), or just listen (mode ``notify``), or do nothing (``none``).
+// One writer creates models, each with the highest ``n`` so far, so each one
+// enters every shared window (and pushes the 10th out), or the one distinct
+// window of its owner, or reaches every listener. The writer keeps at most
+// ``window`` writes whose enters have not all arrived.
+async function live() {
+  const mode = job.mode;
+  const S = mode === 'shared' || mode === 'distinct' ? job.subscriptions : 0;
+  const perWrite = mode === 'shared' ? S : mode === 'distinct' ? 1 : mode === 'notify' ? job.sockets : 0;
+  const windowWrites = job.window || 4;
+  const n = mode === 'none' ? 0 : job.sockets;
+  let phase = 'warmup';
+  let heard = 0; // enters (or synced) heard in all
+  let events = 0; // every query event heard while measuring
+  let wake = null;
+  const woken = () => {
+    if (wake) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  };
+  let subscribed = 0;
+  const { sockets, failures, firstError } = await connectMany(n, {
+    onSocket: async (socket) => {
+      socket.on('query', (id, kind) => {
+        if (phase === 'measure') events += 1;
+        if (kind === 'enter') heard += 1;
+        woken();
+      });
+      proto.onNotify(socket, () => {
+        if (phase === 'measure') events += 1;
+        heard += 1;
+        woken();
+      });
+      if (mode === 'notify') await listen(socket);
+    },
+  });
+  if (failures) throw new Error(`only ${sockets.length} of ${n} sockets connected: ${firstError}`);
+  for (let k = 0; k < S; k += 1) {
+    const socket = sockets[k % sockets.length];
+    const query = mode === 'shared' ? {} : { owner: `u${k}` };
+    Object.assign(query, { $sort: { n: -1 }, $limit: 10 });
+    const answer = await new Promise((resolve) => socket.emit('subscribe', { id: `q${k}`, query }, (err, ack) => resolve(err || ack)));
+    if (answer && answer.error) throw new Error(JSON.stringify(answer));
+    subscribed += 1;
+  }
+  const writer = await connect(20000, job.url);
+  let sent = 0;
+  let writes = 0;
+  const latencies = [];
+  const writerDone = (async () => {
+    while (phase !== 'stop') {
+      while (sent * perWrite - heard > windowWrites * perWrite && phase !== 'stop') {
+        await new Promise((resolve) => (wake = resolve));
+      }
+      if (phase === 'stop') break;
+      sent += 1;
+      const began = process.hrtime.bigint();
+      const owner = `u${S ? sent % S : 0}`;
+      await create(writer, { text: PAYLOAD, owner, n: sent });
+      if (phase === 'measure') {
+        writes += 1;
+        latencies.push(Number(process.hrtime.bigint() - began) / 1e6);
+      }
+    }
+  })();
+  await sleep(job.warmup * 1000);
+  phase = 'measure';
+  process.stderr.write('measuring\n');
+  const start = cpuSnapshot();
+  await sleep(job.duration * 1000);
+  const end = cpuSnapshot();
+  phase = 'stop';
+  woken();
+  await Promise.race([writerDone, sleep(5000)]);
+  const cpu = cpuUsage(start, end);
+  latencies.sort((a, b) => a - b);
+  const result = {
+    mode,
+    sockets: n,
+    subscriptions: subscribed,
+    writes,
+    writesPerSec: writes / cpu.seconds,
+    eventsPerSec: events / cpu.seconds,
+    eventsPerWrite: writes ? events / writes : null,
+    p50ms: percentile(latencies, 50),
+    serverCpuUsPerWrite: writes ? (cpu.serverCpuSeconds * 1e6) / writes : null,
+    extensions: sockets.length ? negotiated(sockets[0]) : negotiated(writer),
+    cpu,
+  };
+  closeAll([...sockets, writer]);
+  return result;
+}
+
+const scenarios = { roundtrip, fanout, idle, resume, live };
 
 (async () => {
   const deadline = setTimeout(() => {
