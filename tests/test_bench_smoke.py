@@ -101,3 +101,41 @@ def test_cluster_bench_tiny_run_delivers_to_listeners_on_every_process(tmp_path:
         assert run["writes"] * 30 - run["delivered"] <= 4 * 30 + 30
     assert len(results["3-log"][0]["cpu"]["perServerCpuSeconds"]) == 3
     assert all(t > 0 for t in results["3-log"][0]["cpu"]["perServerCpuSeconds"])
+
+
+def test_live_bench_tiny_run_counts_the_events_each_write_causes(tmp_path: Path) -> None:
+    binary("node", "apt-get install nodejs npm")
+    binary("taskset", "apt-get install util-linux")
+    out = tmp_path / "live.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "live.py"),
+            "--rounds",
+            "1",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1",
+            "--variants",
+            "notify-100,shared-100,distinct-100",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    runs = {name: results[name][0] for name in results}
+    for run in runs.values():
+        assert "error" not in run, run
+        assert run["writes"] > 0
+    # Every socket hears each write's synced; a shared window adds an enter
+    # and (once full) a leave per subscription, a distinct one about 1.
+    assert 90 <= runs["notify-100"]["eventsPerWrite"] <= 110
+    assert 250 <= runs["shared-100"]["eventsPerWrite"] <= 310
+    assert 98 <= runs["distinct-100"]["eventsPerWrite"] <= 110
+    assert runs["shared-100"]["subscriptions"] == runs["distinct-100"]["subscriptions"] == 100
