@@ -22,6 +22,7 @@ hub talks to.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 from . import runner
 from .changelog import Entry
 from .errors import BadRequest
-from .query import Query, SortKey, sort_key
+from .query import Compare, Query, SortKey, sort_key
 
 KINDS = ("enter", "change", "leave")
 MAX_ID_LENGTH = 64
@@ -186,6 +187,8 @@ class Window:
     loading: list[Entry] | None = field(default_factory=list)  # entries while it reads
     ready: runner.Signal = field(default_factory=runner.Signal)
     failed: bool = False
+    # Told when the matching set gains or loses a model (the shelf's index of holders).
+    on_hold: Callable[[Any, bool], None] | None = None
 
     def __post_init__(self) -> None:
         self.rank = ranker(self.query.sort, self.query.id_attribute)
@@ -237,16 +240,99 @@ class Window:
         bisect.insort(self.ranks, rank)
         self.id_of[rank] = model_id
         self.models[model_id] = model
+        if self.on_hold is not None:
+            self.on_hold(model_id, True)
 
     def _remove(self, model_id: Any) -> None:
         rank = self.rank(self.models.pop(model_id))
         index = bisect.bisect_left(self.ranks, rank)
         del self.ranks[index]
         del self.id_of[rank]
+        if self.on_hold is not None:
+            self.on_hold(model_id, False)
 
 
 Key = tuple[str, "str | None", str, str]  # (backend, channel, identity scope, canonical query)
 Send = Callable[[str, tuple[Any, ...], str], None]  # backend, query(...) args, sid
+
+
+def value_key(value: Any) -> tuple[str, Any] | None:
+    """A hashable stand-in for a JSON scalar, equal for values :func:`json_equal` finds
+    equal (1 and 1.0; never true and 1); None for values that are not indexed."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", float(value))  # a collision only costs an evaluation
+    if isinstance(value, str):
+        return ("s", value)
+    return None
+
+
+def index_condition(query: Query) -> tuple[str, tuple[str, Any]] | None:
+    """A top-level ``field == scalar`` condition: a write without that value in
+    that field cannot enter the window, so it need not be evaluated for it."""
+    for condition in query.where.conditions:
+        if isinstance(condition, Compare) and condition.op == "eq":
+            key = value_key(condition.value)
+            if key is not None:
+                return condition.field, key
+    return None
+
+
+@dataclass
+class Shelf:
+    """One backend's windows, indexed so a write is evaluated only where it may count."""
+
+    windows: dict[Key, Window] = field(default_factory=dict)
+    loading: dict[Window, None] = field(default_factory=dict)
+    scan: dict[Window, None] = field(default_factory=dict)  # every write is evaluated
+    by_value: dict[str, dict[tuple[str, Any], dict[Window, None]]] = field(default_factory=dict)
+    holders: dict[Any, dict[Window, None]] = field(default_factory=dict)  # model id -> windows
+    id_attribute: str = "id"
+
+    def place(self, window: Window) -> None:
+        indexed = index_condition(window.query)
+        if indexed is None:
+            self.scan[window] = None
+        else:
+            name, key = indexed
+            self.by_value.setdefault(name, {}).setdefault(key, {})[window] = None
+
+    def remove(self, window: Window) -> None:
+        self.loading.pop(window, None)
+        self.scan.pop(window, None)
+        indexed = index_condition(window.query)
+        if indexed is not None:
+            name, key = indexed
+            table = self.by_value.get(name, {})
+            table.get(key, {}).pop(window, None)
+            if not table.get(key, True):
+                del table[key]
+            if not table:
+                self.by_value.pop(name, None)
+        for model_id in window.models:
+            self.held(window, model_id, False)
+
+    def held(self, window: Window, model_id: Any, holds: bool) -> None:
+        if holds:
+            self.holders.setdefault(model_id, {})[window] = None
+            return
+        windows = self.holders.get(model_id)
+        if windows is not None:
+            windows.pop(window, None)
+            if not windows:
+                del self.holders[model_id]
+
+    def candidates(self, model: Mapping[str, Any], model_id: Any) -> list[Window]:
+        """The windows ``model``'s write may change: those that hold it, those
+        its values may enter, and those without an index."""
+        found = dict(self.scan)
+        found.update(self.holders.get(model_id, {}))
+        for name, table in self.by_value.items():
+            key = value_key(model.get(name))
+            if key is not None:
+                found.update(table.get(key, {}))
+        return list(found)
 
 
 class LiveQueries:
@@ -254,7 +340,7 @@ class LiveQueries:
 
     def __init__(self, send: Send) -> None:
         self.send = send
-        self.windows: dict[str, dict[Key, Window]] = {}  # backend -> windows
+        self.shelves: dict[str, Shelf] = {}  # backend -> its windows
         self.by_socket: dict[tuple[str, str], dict[str, Window]] = {}  # (backend, sid)
 
     def count(self, backend: str, sid: str) -> int:
@@ -264,12 +350,16 @@ class LiveQueries:
         return sub_id in self.by_socket.get((backend, sid), {})
 
     def find(self, key: Key) -> Window | None:
-        return self.windows.get(key[0], {}).get(key)
+        shelf = self.shelves.get(key[0])
+        return shelf.windows.get(key) if shelf is not None else None
 
     def open(self, key: Key, query: Query, identity: Any) -> Window:
         """A new window in its loading state: entries wait in it until it is filled."""
+        shelf = self.shelves.setdefault(key[0], Shelf(id_attribute=query.id_attribute))
         window = Window(key[0], query, identity)
-        self.windows.setdefault(key[0], {})[key] = window
+        window.on_hold = functools.partial(shelf.held, window)
+        shelf.windows[key] = window
+        shelf.loading[window] = None
         return window
 
     def filled(self, window: Window, models: list[Any], visible: Visible) -> None:
@@ -283,6 +373,9 @@ class LiveQueries:
         waiting, window.loading = window.loading or [], None
         for entry in waiting:
             window.apply(entry, visible)
+        shelf = self.shelves[window.backend]
+        shelf.loading.pop(window, None)
+        shelf.place(window)
         window.ready.send()
 
     def abandon(self, window: Window) -> None:
@@ -312,26 +405,37 @@ class LiveQueries:
             self.leave(backend, sid, sub_id)
 
     def _forget(self, window: Window) -> None:
-        windows = self.windows.get(window.backend, {})
-        for k, w in list(windows.items()):
+        shelf = self.shelves.get(window.backend)
+        if shelf is None:
+            return
+        for k, w in list(shelf.windows.items()):
             if w is window:
-                del windows[k]
-        if not windows:
-            self.windows.pop(window.backend, None)
+                del shelf.windows[k]
+        shelf.remove(window)
+        if not shelf.windows:
+            del self.shelves[window.backend]
 
     def deliver(self, entry: Entry, visible: Visible) -> None:
-        """One change-log entry, to every window of its backend."""
-        windows = self.windows.get(entry.backend)
-        if not windows:
+        """One change-log entry, to the windows of its backend it may change."""
+        shelf = self.shelves.get(entry.backend)
+        if shelf is None:
             return
-        for window in list(windows.values()):
+        for window in shelf.loading:
             if window.loading is not None:
                 window.loading.append(entry)
-                continue
+        model = entry.model
+        if not isinstance(model, Mapping):
+            return
+        model_id = model.get(shelf.id_attribute)
+        if model_id is None:
+            return
+        meta_base: dict[str, Any] | None = None
+        for window in shelf.candidates(model, model_id):
             events = window.apply(entry, visible)
             if not events:
                 continue
-            meta_base = entry.position.as_wire()
+            if meta_base is None:
+                meta_base = entry.position.as_wire()
             for event in events:
                 meta = {"index": event.index, **meta_base}
                 for sid, sub_id in list(window.subscribers):
