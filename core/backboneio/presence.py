@@ -170,6 +170,8 @@ class PresenceStore(Protocol):
     its changes, and call the function given to :meth:`start` for those made
     elsewhere, so each process tells the clients it holds. Timing (the grace
     period) is the registry's: a store only adds and removes connections.
+    A store may also have a ``close()``, which :meth:`Registry.close` calls
+    when the server stops.
     """
 
     def start(self, deliver: Callable[[Scope, Change], None]) -> None:
@@ -376,3 +378,8 @@ class Registry:
         for timer in self.leaving.values():
             timer.cancel()
         self.leaving.clear()
+        # A shared store has a reader and a heartbeat to stop (close() is
+        # optional: MemoryPresence has nothing to end).
+        close = getattr(self.store, "close", None)
+        if callable(close):
+            close()

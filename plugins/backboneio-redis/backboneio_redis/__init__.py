@@ -7,7 +7,8 @@ Installed (``pip install backboneio-redis``), the plugin is found through the
 
     # Several `backboneio serve` processes behind one load balancer: every
     # client hears every other client's writes, whichever process it is on,
-    # through one change log on Redis Streams that every process shares.
+    # through one change log on Redis Streams that every process shares,
+    # and presence (who is here) is one list of members for all processes.
     REDIS_MANAGER_URL = "redis://127.0.0.1:6379/0"
 
 All run over redis-py's ordinary sockets, which ``backboneio serve`` makes
@@ -30,6 +31,8 @@ from backboneio.settings import Settings
 from backboneio.stores import StoreConfig
 
 from .changelog import DEFAULT_BACKLOG, DEFAULT_IDLE_TTL, RedisChangeLog
+from .presence import DEFAULT_TTL as DEFAULT_PRESENCE_TTL
+from .presence import RedisPresence
 from .store import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -41,7 +44,7 @@ from .store import (
     redacted,
 )
 
-__all__ = ["RedisChangeLog", "RedisStore", "connect", "make_store", "redacted"]
+__all__ = ["RedisChangeLog", "RedisPresence", "RedisStore", "connect", "make_store", "redacted"]
 
 DEFAULT_MANAGER_CHANNEL = "backboneio"
 log = logging.getLogger("backboneio.redis")
@@ -125,6 +128,23 @@ def register_settings(register: Callable[..., None]) -> None:
         "REDIS_CHANGE_LOG_IDLE_TTL",
         DEFAULT_IDLE_TTL,
         "Seconds after which a stream no one wrote to or listened on is deleted (0: never).",
+    )
+    register(
+        "REDIS_PRESENCE",
+        True,
+        "With REDIS_MANAGER_URL set: keep presence members on Redis, one list for every "
+        "process (False: each process has its own members).",
+    )
+    register(
+        "REDIS_PRESENCE_PREFIX",
+        None,
+        "Start of presence's Redis keys; None: '<REDIS_MANAGER_CHANNEL>:presence'.",
+    )
+    register(
+        "REDIS_PRESENCE_TTL",
+        DEFAULT_PRESENCE_TTL,
+        "Seconds without a heartbeat after which a process counts as dead: its members "
+        "leave PRESENCE_GRACE seconds later (unless their clients reconnected elsewhere).",
     )
 
 
@@ -220,3 +240,29 @@ def client_manager(settings: Settings) -> Any:
     # seconds. No socket_timeout: the subscriber idles in a blocking read.
     options = {"retry": quick_retry(), "socket_connect_timeout": DEFAULT_TIMEOUT}
     return socketio.RedisManager(url, channel=channel, redis_options=options)
+
+
+@hookimpl
+def configure_server(sio: Any, settings: Settings, hub: Any) -> None:
+    url = _manager_url(settings)
+    if url is None:
+        return
+    on = settings.get("REDIS_PRESENCE", True)
+    if not isinstance(on, bool):
+        raise ConfigurationError(f"Setting REDIS_PRESENCE must be True or False, got {on!r}")
+    if not on:
+        return
+    prefix = settings.get("REDIS_PRESENCE_PREFIX")
+    if prefix is None:
+        prefix = f"{_manager_channel(settings)}:presence"
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigurationError(
+            f"Setting REDIS_PRESENCE_PREFIX must be None or a non-empty string, got {prefix!r}"
+        )
+    ttl = settings.get("REDIS_PRESENCE_TTL", DEFAULT_PRESENCE_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
+        raise ConfigurationError(
+            f"Setting REDIS_PRESENCE_TTL must be a number of seconds > 0, got {ttl!r}"
+        )
+    # Started by use(): an unreachable Redis only warns, its reader retries.
+    hub.presence.use(RedisPresence(url, prefix=prefix, ttl=float(ttl), grace=hub.presence.grace))

@@ -1,0 +1,240 @@
+"""Presence across ``backboneio serve`` processes sharing one Redis (RedisPresence).
+
+Real redis-server, real server processes (ServerCluster), real python-socketio
+clients; connections are cut through a TCP relay and a process is killed with
+SIGKILL, as a crash would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from backboneio_redis.testing import RedisServer, ServerCluster
+
+from tests.browser.proxy import Relay
+from tests.security.helpers import SECRET, token
+from tests.test_presence import PresenceClient
+
+pytestmark = pytest.mark.redis
+
+GRACE = 1.0
+TTL = 2.0
+# A killed process's members leave within TTL + GRACE and one beat of a
+# survivor (min(TTL / 5, 1) s); the margin is for the event to travel.
+KILLED_BOUND = TTL + GRACE + min(TTL / 5, 1.0)
+SETTINGS = f"""
+BACKENDS = {{"messages": {{"store": "memory"}}}}
+PRESENCE_GRACE = {GRACE}
+REDIS_PRESENCE_TTL = {TTL}
+"""
+AUTH_SETTINGS = f"""
+PLUGINS = ["backboneio-token-auth"]
+TOKEN_AUTH_SECRET = {SECRET!r}
+BACKENDS = {{"messages": {{"store": "memory"}}}}
+PRESENCE_GRACE = {GRACE}
+REDIS_PRESENCE_TTL = {TTL}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_server: RedisServer) -> Iterator[ServerCluster]:
+    with ServerCluster(SETTINGS, redis_url=redis_server.url, processes=3) as servers:
+        yield servers
+
+
+@pytest.fixture
+def clients() -> Iterator[list[PresenceClient]]:
+    made: list[PresenceClient] = []
+    yield made
+    for client in made:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+@pytest.fixture
+def relays() -> Iterator[list[Relay]]:
+    made: list[Relay] = []
+    yield made
+    for relay in made:
+        relay.close()
+
+
+def make(clients: list[PresenceClient], url: str, **options: Any) -> PresenceClient:
+    client = PresenceClient(url, **options)
+    clients.append(client)
+    return client
+
+
+def by_id(members: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {m["id"]: m for m in members}
+
+
+def test_sockets_on_two_processes_see_each_other_join_update_and_leave(cluster, clients):
+    one, two = cluster.urls[0], cluster.urls[1]
+    alice = make(clients, one)
+    a_id = alice.announce("room-x", {"name": "alice"})["presence"]["self"]
+    bob = make(clients, two)
+    answer = bob.announce("room-x", {"name": "bob"})["presence"]
+    b_id = answer["self"]
+    # Bob's answer holds the member of the other process, oldest first.
+    assert answer["members"] == [
+        {"id": a_id, "state": {"name": "alice"}, "connections": 1},
+        {"id": b_id, "state": {"name": "bob"}, "connections": 1},
+    ]
+    member, meta = alice.wait_event("join", b_id)
+    assert member == {"id": b_id, "state": {"name": "bob"}, "connections": 1}
+    assert meta == {"channel": "room-x"}
+
+    bob.presence({"state": {"name": "bob", "typing": True}})
+    member, _ = alice.wait_event("update", b_id)
+    assert member["state"] == {"name": "bob", "typing": True}
+    alice.presence({"state": {"name": "alice", "typing": True}})
+    member, _ = bob.wait_event("update", a_id)
+    assert member["state"] == {"name": "alice", "typing": True}
+
+    assert alice.presence()[1]["members"] == bob.presence()[1]["members"]
+    bob.presence({"state": None})
+    member, _ = alice.wait_event("leave", b_id)
+    assert member["id"] == b_id
+    assert alice.presence()[1]["members"] == [
+        {"id": a_id, "state": {"name": "alice", "typing": True}, "connections": 1}
+    ]
+    # Each change was told once to each socket: nothing more arrives.
+    assert [e for e in alice.quiet(0.5) if e[1]["id"] == b_id] == []
+
+
+def test_a_listener_on_a_third_process_hears_each_change_exactly_once(cluster, clients):
+    watcher = make(clients, cluster.urls[2])
+    watcher.listen("once")
+    alice = make(clients, cluster.urls[0])
+    me = alice.announce("once", {"n": 0})["presence"]["self"]
+    for n in range(1, 6):
+        alice.presence({"state": {"n": n}})
+    alice.presence({"state": None})
+    heard = [(kind, m["state"]) for kind, m, _ in watcher.quiet(1.0) if m["id"] == me]
+    assert heard == [
+        ("join", {"n": 0}),
+        *[("update", {"n": n}) for n in range(1, 6)],
+        ("leave", {"n": 5}),
+    ]
+
+
+def test_one_identity_on_two_processes_is_one_member_with_two_connections(redis_server, clients):
+    with ServerCluster(AUTH_SETTINGS, redis_url=redis_server.url, processes=2) as servers:
+        one, two = servers.urls
+        watcher = make(clients, one, auth={"token": token(sub="watcher")})
+        watcher.listen("team")
+        tab1 = make(clients, one, auth={"token": token(sub="alice")})
+        tab2 = make(clients, two, auth={"token": token(sub="alice")})
+        first = tab1.announce("team", {"tab": 1})["presence"]
+        second = tab2.announce("team", {"tab": 2})["presence"]
+        assert first["self"] == second["self"] == 'subject:"alice"'
+        assert second["members"] == [{"id": first["self"], "state": {"tab": 2}, "connections": 2}]
+        watcher.wait_event("join", first["self"])
+        member, _ = watcher.wait_event("update", first["self"])
+        assert member["connections"] == 2
+        assert watcher.presence()[1]["members"] == second["members"]
+        # The tab on the other process goes: one member, one connection, tab 1's state.
+        tab2.close()
+        member, _ = watcher.wait_event("update", first["self"], timeout=GRACE + 3)
+        assert member == {"id": first["self"], "state": {"tab": 1}, "connections": 1}
+        tab1.close()
+        watcher.wait_event("leave", first["self"], timeout=GRACE + 3)
+        assert watcher.presence()[1]["members"] == []
+
+
+def test_a_reconnect_to_another_process_within_the_grace_is_no_leave_and_no_join(
+    cluster, clients, relays
+):
+    watcher = make(clients, cluster.urls[2])
+    watcher.listen("moving")
+    to_one, to_two = Relay(cluster.processes[0].port), Relay(cluster.processes[1].port)
+    relays += [to_one, to_two]
+    page = "page-moving-0123"
+    first = make(clients, to_one.url)
+    me = first.announce("moving", {"name": "carol"}, presence_id=page)["presence"]["self"]
+    watcher.wait_event("join", me)
+    to_one.cut()  # process 0 sees the socket drop and starts its grace timer
+    again = make(clients, to_two.url)
+    answer = again.announce("moving", {"name": "carol"}, presence_id=page)["presence"]
+    assert answer["self"] == me
+    assert answer["members"] == [{"id": me, "state": {"name": "carol"}, "connections": 1}]
+    # Past process 0's grace period: it removed nothing process 1 holds now.
+    assert watcher.quiet(GRACE + 1.5) == []
+    assert watcher.presence()[1]["members"] == answer["members"]
+    # The control: without a reconnect, the same cut is a leave.
+    to_two.cut()
+    watcher.wait_event("leave", me, timeout=GRACE + 2)
+    assert watcher.presence()[1]["members"] == []
+
+
+def test_the_members_of_a_killed_process_leave_within_ttl_and_grace(redis_server, clients):
+    with ServerCluster(SETTINGS, redis_url=redis_server.url, processes=3) as servers:
+        urls = servers.urls
+        watchers = [make(clients, urls[0]), make(clients, urls[2])]
+        for watcher in watchers:
+            watcher.listen("crash")
+        victims = [make(clients, urls[1]) for _ in range(2)]
+        gone = [
+            v.announce("crash", {"name": f"v{i}"})["presence"]["self"]
+            for i, v in enumerate(victims)
+        ]
+        stays = make(clients, urls[2]).announce("crash", {"name": "stays"})["presence"]["self"]
+        for watcher in watchers:
+            for member in gone:
+                watcher.wait_event("join", member)
+        servers.processes[1].proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        for watcher in watchers:
+            for member in gone:
+                watcher.wait_event("leave", member, timeout=KILLED_BOUND + 2)
+        took = time.monotonic() - killed
+        print(f"members of the killed process left after {took:.2f} s (bound {KILLED_BOUND} s)")
+        for watcher in watchers:
+            assert [m["id"] for m in watcher.presence()[1]["members"]] == [stays]
+        servers.processes[1].proc.wait(5)
+
+
+def test_presence_recovers_after_redis_restarts_without_its_data(redis_binary, clients):
+    own = RedisServer(redis_binary).start()  # no persistence: a restart loses every key
+    try:
+        with ServerCluster(SETTINGS, redis_url=own.url, processes=2) as servers:
+            one, two = servers.urls
+            alice = make(clients, one)
+            a_id = alice.announce("blink", {"name": "alice"})["presence"]["self"]
+            bob = make(clients, two)
+            b_id = bob.announce("blink", {"name": "bob"})["presence"]["self"]
+            alice.wait_event("join", b_id)
+
+            own.stop()
+            # While Redis is gone presence answers (with this process's own
+            # members) and the server keeps serving.
+            error, answer = alice.presence({"state": {"name": "alice", "typing": True}})
+            assert error is None
+            assert by_id(answer["members"])[a_id]["state"] == {"name": "alice", "typing": True}
+            own.start()
+
+            # Each process puts back what it holds; the update made during the
+            # outage is there too.
+            want = {
+                a_id: {"id": a_id, "state": {"name": "alice", "typing": True}, "connections": 1},
+                b_id: {"id": b_id, "state": {"name": "bob"}, "connections": 1},
+            }
+            deadline = time.monotonic() + 15
+            while True:
+                seen = [by_id(c.presence()[1]["members"]) for c in (alice, bob)]
+                if seen == [want, want] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert seen == [want, want]
+            # And changes flow between the processes again.
+            bob.presence({"state": {"name": "bob", "back": True}})
+            member, _ = alice.wait_event("update", b_id, timeout=5)
+            assert member["state"] == {"name": "bob", "back": True}
+    finally:
+        own.close()
