@@ -138,3 +138,46 @@ def test_the_store_read_drops_paging_and_asks_one_more_than_the_limit() -> None:
     data = {"done": False, "$sort": {"n": 1}, "$limit": 5, "$skip": 1, "$select": ["n"]}
     assert live.where_only(data, 100) == {"done": False, "$limit": 101}
     assert live.canonical({"b": 1, "a": 2}) == live.canonical({"a": 2, "b": 1})
+
+
+def replay(before: list[Any], events: list[live.Event]) -> list[Any]:
+    """Apply events as a client does, checking each index where it lands."""
+    window = list(before)
+    for event in events:
+        model_id = event.model["id"]
+        if event.kind == "leave":
+            window.remove(model_id)
+            continue
+        if event.kind == "change":
+            window.remove(model_id)
+        else:
+            assert model_id not in window
+        assert event.index is not None and 0 <= event.index <= len(window)
+        window.insert(event.index, model_id)
+    return window
+
+
+def test_any_two_windows_are_bridged_by_valid_events_moving_the_fewest() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(500):
+        pool = list(range(12))
+        before = rng.sample(pool, rng.randrange(0, 10))
+        after = rng.sample(pool, rng.randrange(0, 10))
+        old = {i: {"id": i, "v": 0} for i in before}
+        new = {i: {"id": i, "v": rng.randrange(2)} for i in after}
+        events = live.diff(before, after, old, new, lambda m: m)
+        assert replay(before, events) == after
+        kinds = [e.kind for e in events]
+        assert kinds == sorted(kinds, key=["leave", "change", "enter"].index)
+        enters = [e.index for e in events if e.kind == "enter"]
+        assert enters == sorted(enters)
+
+
+def test_one_moved_model_is_one_change() -> None:
+    before = ["a", "w", "b", "c"]
+    after = ["a", "b", "c", "w"]
+    models = {i: {"id": i} for i in before}
+    events = live.diff(before, after, models, models, lambda m: m)
+    assert [(e.kind, e.model["id"], e.index) for e in events] == [("change", "w", 3)]

@@ -576,6 +576,8 @@ class Hub:
         if state.clients.get(sid) is not client:  # gone while the store was read
             self.live.dropped(backend, sid)
         head = self.heads.get((backend, None), head)
+        if window.position is None:
+            window.position = head.as_wire()
         positions = [p.as_wire() for (b, _), p in self.heads.items() if b == backend]
         if not positions:
             positions = [head.as_wire()]
@@ -625,31 +627,37 @@ class Hub:
             if not window.ready.wait(float(self.settings.SYNC_TIMEOUT) + 1.0):
                 raise SyncTimeout("The live query's first read did not finish; retry")
         window = self.live.open(key, query, client.identity)
+        window.source = functools.partial(self._live_models, state, req, query, client.identity)
         try:
-            models = state.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT)
-            most = int(self.settings.LIVE_QUERY_MAX_MODELS)
-            if not isinstance(models, list):
-                raise TypeError(f"A store answered a live query's read with {type(models)}")
-            if len(models) > most:
-                raise BadRequest(
-                    f"The query matches more than {most} models, more than a live query may "
-                    "hold (LIVE_QUERY_MAX_MODELS); narrow it",
-                    limit=most,
-                )
-            identity = client.identity
-            seen = [
-                m
-                for m in models
-                if isinstance(m, dict)
-                and m.get(query.id_attribute) is not None
-                and query.matches(m)
-                and self.may_see(identity, "read", m, state.name, None)
-            ]
+            models = window.source()
         except BaseException:
             self.live.abandon(window)
             raise
-        self.live.filled(window, seen, self._live_visible)
+        self.live.filled(window, models, self._live_visible)
         return window
+
+    def _live_models(
+        self, state: BackendState, req: Request, query: Query, identity: Any
+    ) -> list[Any]:
+        """A live query's matching set, read through the backend's stack."""
+        models = state.backend.handle(req, timeout=self.settings.SYNC_TIMEOUT)
+        most = int(self.settings.LIVE_QUERY_MAX_MODELS)
+        if not isinstance(models, list):
+            raise TypeError(f"A store answered a live query's read with {type(models)}")
+        if len(models) > most:
+            raise BadRequest(
+                f"The query matches more than {most} models, more than a live query may "
+                "hold (LIVE_QUERY_MAX_MODELS); narrow it",
+                limit=most,
+            )
+        return [
+            m
+            for m in models
+            if isinstance(m, dict)
+            and m.get(query.id_attribute) is not None
+            and query.matches(m)
+            and self.may_see(identity, "read", m, state.name, None)
+        ]
 
     def _live_visible(self, entry: Entry, model: Any, identity: Any) -> bool:
         return self.may_see(identity, entry.method, model, entry.backend, entry.channel)
@@ -864,10 +872,22 @@ class Hub:
 
     def deliver(self, entry: Entry) -> None:
         """Notify the clients of this process about ``entry``; the log calls it once per entry."""
+        previous = self.heads.get(entry.stream)
         self.heads[entry.stream] = entry.position
         state = self.served.get(entry.backend)
         if state is None:
             return
+        if previous is not None and (previous.epoch != entry.epoch or entry.seq > previous.seq + 1):
+            # Entries this process never got: live windows may be wrong.
+            log.warning(
+                "change log of %r skipped from %s:%d to %s:%d; reading live queries again",
+                entry.backend,
+                previous.epoch,
+                previous.seq,
+                entry.epoch,
+                entry.seq,
+            )
+            self.live.refresh(entry.backend, self._live_visible)
         # Every write of the backend, on any channel, may move a window.
         self.live.deliver(entry, self._live_visible)
         listeners = state.clients if entry.channel is None else state.channels.get(entry.channel)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import functools
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,11 @@ from .changelog import Entry
 from .errors import BadRequest
 from .query import Compare, Query, SortKey, sort_key
 
+log = logging.getLogger("backboneio")
+
 KINDS = ("enter", "change", "leave")
+REREAD_ATTEMPTS = 5
+REREAD_PAUSE = 0.5  # seconds, times the attempt
 MAX_ID_LENGTH = 64
 PAGING = ("$sort", "$limit", "$skip", "$select")
 
@@ -140,33 +145,71 @@ class Event:
 def diff(
     before: list[Any],
     after: list[Any],
-    written: Any,
     models_before: Mapping[Any, Any],
     models_after: Mapping[Any, Any],
     project: Callable[[Any], Any],
 ) -> list[Event]:
     """The events that turn window ``before`` (ids in order) into ``after``.
 
-    Leaves first, then the written model's change, then enters in ascending
-    index: applied one by one, each event's index is right for the list as it
-    is then, because the models that stay keep their order among themselves
-    (only ``written`` moved).
+    Leaves first, then changes, then enters in ascending index; applied one
+    by one, each event's index is right for the list as it is then. Of the
+    models in both, the longest run already in the new order stays put and
+    only the others move (after one write, only the written model), each
+    right after its new predecessor; a model that keeps its place changes
+    only if what it shows changed.
     """
     before_set, after_set = set(before), set(after)
     events = [Event("leave", project(models_before[i]), None) for i in before if i not in after_set]
-    if written in before_set and written in after_set:
-        stayed_before = [i for i in before if i in after_set]
-        stayed_after = [i for i in after if i in before_set]
-        old, new = project(models_before[written]), project(models_after[written])
-        index = stayed_after.index(written)
-        if old != new or index != stayed_before.index(written):
-            events.append(Event("change", new, index))
+    current = [i for i in before if i in after_set]
+    target = [i for i in after if i in before_set]
+    place = {model_id: k for k, model_id in enumerate(target)}
+    staying = _longest_increasing([place[i] for i in current])
+    settled = {target[k] for k in staying}
+    moved = set()
+    for model_id in target:  # in the new order, so each predecessor is settled first
+        if model_id in settled:
+            continue
+        current.remove(model_id)
+        k = place[model_id]
+        index = current.index(target[k - 1]) + 1 if k else 0
+        current.insert(index, model_id)
+        settled.add(model_id)
+        moved.add(model_id)
+        events.append(Event("change", project(models_after[model_id]), index))
+    for index, model_id in enumerate(current):
+        if model_id not in moved:
+            new = project(models_after[model_id])
+            if new != project(models_before[model_id]):
+                events.append(Event("change", new, index))
     events.extend(
         Event("enter", project(models_after[i]), index)
         for index, i in enumerate(after)
         if i not in before_set
     )
     return events
+
+
+def _longest_increasing(values: list[int]) -> list[int]:
+    """The values of a longest strictly increasing subsequence (patience sorting)."""
+    tails: list[int] = []  # tails[k]: index in values of the smallest tail of a run of k+1
+    tail_values: list[int] = []
+    previous: list[int] = [-1] * len(values)
+    for n, value in enumerate(values):
+        k = bisect.bisect_left(tail_values, value)
+        if k:
+            previous[n] = tails[k - 1]
+        if k == len(tails):
+            tails.append(n)
+            tail_values.append(value)
+        else:
+            tails[k] = n
+            tail_values[k] = value
+    run: list[int] = []
+    n = tails[-1] if tails else -1
+    while n != -1:
+        run.append(values[n])
+        n = previous[n]
+    return run[::-1]
 
 
 # -- one evaluation ------------------------------------------------------------
@@ -189,6 +232,9 @@ class Window:
     failed: bool = False
     # Told when the matching set gains or loses a model (the shelf's index of holders).
     on_hold: Callable[[Any, bool], None] | None = None
+    # Reads the matching set from the store again (the hub's), after a break in the log.
+    source: Callable[[], list[Any]] | None = None
+    position: dict[str, Any] | None = None  # of the last entry applied, for a refresh's meta
 
     def __post_init__(self) -> None:
         self.rank = ranker(self.query.sort, self.query.id_attribute)
@@ -199,6 +245,12 @@ class Window:
     def fill(self, models: list[Any]) -> None:
         for model in models:
             self._insert(model)
+
+    def reset(self, models: list[Any]) -> None:
+        """The matching set is ``models`` now, whatever it was."""
+        for model_id in list(self.models):
+            self._remove(model_id)
+        self.fill(models)
 
     def window(self) -> list[Any]:
         return [self.id_of[r] for r in self.ranks[self.start : self.end]]
@@ -222,6 +274,8 @@ class Window:
                 new = None
         if old is None and new is None:
             return []
+        if self.start == 0 and self.end is None:
+            return self._apply_whole(model_id, old, new)
         before = self.window()
         models_before = {i: self.models[i] for i in before}
         if old is not None:
@@ -230,26 +284,43 @@ class Window:
             self._insert(new)
         after = self.window()
         models_after = {i: self.models[i] for i in after}
-        return diff(before, after, model_id, models_before, models_after, self.query.project)
+        return diff(before, after, models_before, models_after, self.query.project)
 
-    def _insert(self, model: Any) -> None:
+    def _apply_whole(self, model_id: Any, old: Any, new: Any) -> list[Event]:
+        """:meth:`apply` when the window is the whole matching set: no diff needed."""
+        project = self.query.project
+        was = self._remove(model_id) if old is not None else None
+        if new is None:
+            return [Event("leave", project(old), None)]
+        index = self._insert(new)
+        if old is None:
+            return [Event("enter", project(new), index)]
+        shown = project(new)
+        if index != was or shown != project(old):
+            return [Event("change", shown, index)]
+        return []
+
+    def _insert(self, model: Any) -> int:
         model_id = model[self.query.id_attribute]
         if model_id in self.models:
             self._remove(model_id)
         rank = self.rank(model)
-        bisect.insort(self.ranks, rank)
+        index = bisect.bisect_left(self.ranks, rank)
+        self.ranks.insert(index, rank)
         self.id_of[rank] = model_id
         self.models[model_id] = model
         if self.on_hold is not None:
             self.on_hold(model_id, True)
+        return index
 
-    def _remove(self, model_id: Any) -> None:
+    def _remove(self, model_id: Any) -> int:
         rank = self.rank(self.models.pop(model_id))
         index = bisect.bisect_left(self.ranks, rank)
         del self.ranks[index]
         del self.id_of[rank]
         if self.on_hold is not None:
             self.on_hold(model_id, False)
+        return index
 
 
 Key = tuple[str, "str | None", str, str]  # (backend, channel, identity scope, canonical query)
@@ -415,6 +486,55 @@ class LiveQueries:
         if not shelf.windows:
             del self.shelves[window.backend]
 
+    def refresh(self, backend: str, visible: Visible) -> None:
+        """This process missed entries of ``backend`` (the log lost them, or its
+        reader fell too far behind): read every window of it again, and tell
+        each subscriber the difference as ordinary events."""
+        shelf = self.shelves.get(backend)
+        if shelf is None:
+            return
+        for window in list(shelf.windows.values()):
+            if window.loading is not None or window.source is None:
+                continue  # one being read now will be right
+            window.loading = []
+            window.ready = runner.Signal()
+            shelf.loading[window] = None
+            runner.spawn(self._reread, shelf, window, visible)
+
+    def _reread(self, shelf: Shelf, window: Window, visible: Visible) -> None:
+        models = None
+        for attempt in range(REREAD_ATTEMPTS):
+            try:
+                assert window.source is not None
+                models = window.source()
+                break
+            except Exception:
+                log.exception("live query of %r: reading it again failed", window.backend)
+                runner.sleep(REREAD_PAUSE * (attempt + 1))
+        # From here to the events, nothing yields: no entry comes in between.
+        before = window.window()
+        models_before = {i: window.models[i] for i in before}
+        if models is not None:
+            window.reset(models)
+        waiting, window.loading = window.loading or [], None
+        for entry in waiting:
+            window.apply(entry, visible)
+            window.position = entry.position.as_wire()
+        shelf.loading.pop(window, None)
+        window.ready.send()
+        after = window.window()
+        models_after = {i: window.models[i] for i in after}
+        events = diff(before, after, models_before, models_after, window.query.project)
+        self._tell(window, events, window.position or {"channel": None, "epoch": "", "seq": 0})
+        if not window.subscribers:  # they all left while it was read
+            self._forget(window)
+
+    def _tell(self, window: Window, events: list[Event], position: dict[str, Any]) -> None:
+        for event in events:
+            meta = {"index": event.index, **position}
+            for sid, sub_id in list(window.subscribers):
+                self.send(window.backend, (sub_id, event.kind, event.model, meta), sid)
+
     def deliver(self, entry: Entry, visible: Visible) -> None:
         """One change-log entry, to the windows of its backend it may change."""
         shelf = self.shelves.get(entry.backend)
@@ -429,14 +549,11 @@ class LiveQueries:
         model_id = model.get(shelf.id_attribute)
         if model_id is None:
             return
-        meta_base: dict[str, Any] | None = None
+        position = entry.position.as_wire()
         for window in shelf.candidates(model, model_id):
+            if window.loading is not None:
+                continue  # being read again: the entry waits in it
+            window.position = position
             events = window.apply(entry, visible)
-            if not events:
-                continue
-            if meta_base is None:
-                meta_base = entry.position.as_wire()
-            for event in events:
-                meta = {"index": event.index, **meta_base}
-                for sid, sub_id in list(window.subscribers):
-                    self.send(entry.backend, (sub_id, event.kind, event.model, meta), sid)
+            if events:
+                self._tell(window, events, position)

@@ -24,7 +24,8 @@ class Replay:
         self.models: list[Any] = list(ack["models"])
         self.seq: int = ack["seq"]  # of the backend's stream without a channel
         # Each stream's seq only goes up (one write may cause several events).
-        self.seqs = {p["channel"]: p["seq"] for p in ack["positions"]}
+        # (In a new epoch, after the log lost its history, seqs start again.)
+        self.seqs = {p["channel"]: (p["epoch"], p["seq"]) for p in ack["positions"]}
         self.events = 0
 
     def ids(self) -> list[Any]:
@@ -50,10 +51,11 @@ class Replay:
             self.models.insert(index, model)
         else:
             raise AssertionError(f"unknown kind {kind!r}")
-        channel, seq = meta["channel"], meta["seq"]
-        last = self.seqs.get(channel, 0)
-        assert seq >= last, f"seq of {channel!r} went back: {seq} after {last}"
-        self.seqs[channel] = seq
+        channel, epoch, seq = meta["channel"], meta["epoch"], meta["seq"]
+        last_epoch, last = self.seqs.get(channel, (epoch, 0))
+        if epoch == last_epoch:
+            assert seq >= last, f"seq of {channel!r} went back: {seq} after {last}"
+        self.seqs[channel] = (epoch, seq)
         if channel is None:
             self.seq = seq
 
