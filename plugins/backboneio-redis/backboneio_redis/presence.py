@@ -3,8 +3,10 @@
 The core's :class:`backboneio.presence.Registry` keeps the seats of this
 process's sockets and their grace period; this store keeps the members of
 every scope in Redis, so that a member is the union of its connections on all
-processes, and carries each change to the other processes, which tell the
-sockets they hold. docs/presence.md has the rules, docs/cluster.md the bounds.
+processes. Each change goes into one stream that every process reads, its
+own changes included, and tells the sockets it holds: all sockets of a scope
+hear the changes in one order, whichever process made them.
+docs/presence.md has the rules, docs/cluster.md the bounds.
 
 Keys, for the prefix ``P`` (``<REDIS_MANAGER_CHANNEL>:presence`` by default),
 with ``<s>`` a scope (``b:<backend>`` or ``c:<backend>:<channel>``) and
@@ -229,6 +231,11 @@ def parse_scope_id(text: str) -> Scope:
     return (unquote(backend), unquote(channel))
 
 
+def _id_key(id_: str) -> tuple[int, int]:
+    ms, _, seq = id_.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _member(key: str, state: str, count: Any) -> dict[str, Any]:
     return {"id": key, "state": jsonutil.loads(state), "connections": int(count)}
 
@@ -328,13 +335,17 @@ class RedisPresence:
         )
         self._thread.start()
 
+    # put and remove answer None: every change, this process's own included,
+    # reaches its sockets through the reader, so all sockets of a scope hear
+    # the changes of all processes in one order (Redis's).
+
     def put(self, scope: Scope, key: str, conn: str, state: dict[str, Any]) -> Change | None:
         ident = (scope, key, conn)
         with self._lock:
             self._own[ident] = state
             self._unremoved.discard(ident)
         try:
-            change = self._call_put(ident, state, take=True)
+            self._call_put(ident, state, take=True)
         except UNAVAILABLE_ERRORS as exc:
             with self._lock:
                 self._unput.add(ident)
@@ -342,7 +353,7 @@ class RedisPresence:
             return None
         with self._lock:
             self._unput.discard(ident)
-        return change
+        return None
 
     def remove(self, scope: Scope, key: str, conn: str) -> Change | None:
         ident = (scope, key, conn)
@@ -350,7 +361,7 @@ class RedisPresence:
             self._own.pop(ident, None)
             self._unput.discard(ident)
         try:
-            change = self._call_remove(ident)
+            self._call_remove(ident)
         except UNAVAILABLE_ERRORS as exc:
             with self._lock:
                 self._unremoved.add(ident)
@@ -358,7 +369,7 @@ class RedisPresence:
             return None
         with self._lock:
             self._unremoved.discard(ident)
-        return change
+        return None
 
     def members(self, scope: Scope) -> list[dict[str, Any]]:
         try:
@@ -484,20 +495,21 @@ class RedisPresence:
         self._synced = True
 
     def _heartbeat(self) -> None:
-        epoch, known, reaped = self._call_beat()
+        epoch, known, _reaped = self._call_beat()  # told through the stream
         self._next_beat = time.monotonic() + self.beat_every
-        for scope, change in reaped:
-            self._tell(scope, change)
         lost = self._epoch is not None and epoch != self._epoch
         if lost:
-            # Redis lost its data (restarted without persistence, flushed):
-            # every change in the new stream came after what we read.
+            # Redis lost its data (restarted without persistence, flushed).
             log.warning(
                 "presence on Redis %s: its members are gone (new epoch); this process "
                 "announces its own again",
                 redacted(self.url),
             )
-            self._last_id = "0-0"
+            # The new stream's ids are Redis times, after those read before
+            # unless its clock went back: then it is read from its start.
+            oldest = cast(list[Any], self._reader.xrange(f"{self.prefix}:ev", "-", "+", count=1))
+            if oldest and _id_key(oldest[0][0]) <= _id_key(self._last_id):
+                self._last_id = "0-0"
         first = self._epoch is None
         self._epoch = epoch
         if not first and (lost or not known):
@@ -514,15 +526,11 @@ class RedisPresence:
                 "presence on Redis %s: putting back %d connection(s)", redacted(self.url), len(own)
             )
         for ident, state in own:
-            change = self._call_put(ident, state, take=False)
-            if change is not None:
-                self._tell(ident[0], change)
+            self._call_put(ident, state, take=False)
             with self._lock:
                 gone = ident not in self._own
             if gone:  # removed while it was being put back
-                change = self._call_remove(ident)
-                if change is not None:
-                    self._tell(ident[0], change)
+                self._call_remove(ident)
 
     def _redo(self) -> None:
         """Calls made while Redis was unreachable."""
@@ -530,17 +538,13 @@ class RedisPresence:
             unput = [(i, self._own[i]) for i in self._unput if i in self._own]
             unremoved = list(self._unremoved)
         for ident, state in unput:
-            change = self._call_put(ident, state, take=True)
+            self._call_put(ident, state, take=True)
             with self._lock:
                 self._unput.discard(ident)
-            if change is not None:
-                self._tell(ident[0], change)
         for ident in unremoved:
-            change = self._call_remove(ident)
+            self._call_remove(ident)
             with self._lock:
                 self._unremoved.discard(ident)
-            if change is not None:
-                self._tell(ident[0], change)
 
     def _read(self) -> None:
         found = self._reader.xread(
@@ -553,8 +557,6 @@ class RedisPresence:
         for batch in batches:
             for id_, fields in cast(list[tuple[str, dict[str, str]]], batch):
                 self._last_id = id_
-                if fields.get("o") == self.process:
-                    continue  # told to this process's sockets when it was made
                 try:
                     scope = parse_scope_id(fields["s"])
                     change = Change(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -124,28 +125,33 @@ def test_a_listener_on_a_third_process_hears_each_change_exactly_once(cluster, c
     ]
 
 
-def test_one_identity_on_two_processes_is_one_member_with_two_connections(redis_server, clients):
+@pytest.fixture(scope="module")
+def auth_cluster(redis_server: RedisServer) -> Iterator[ServerCluster]:
     with ServerCluster(AUTH_SETTINGS, redis_url=redis_server.url, processes=2) as servers:
-        one, two = servers.urls
-        watcher = make(clients, one, auth={"token": token(sub="watcher")})
-        watcher.listen("team")
-        tab1 = make(clients, one, auth={"token": token(sub="alice")})
-        tab2 = make(clients, two, auth={"token": token(sub="alice")})
-        first = tab1.announce("team", {"tab": 1})["presence"]
-        second = tab2.announce("team", {"tab": 2})["presence"]
-        assert first["self"] == second["self"] == 'subject:"alice"'
-        assert second["members"] == [{"id": first["self"], "state": {"tab": 2}, "connections": 2}]
-        watcher.wait_event("join", first["self"])
-        member, _ = watcher.wait_event("update", first["self"])
-        assert member["connections"] == 2
-        assert watcher.presence()[1]["members"] == second["members"]
-        # The tab on the other process goes: one member, one connection, tab 1's state.
-        tab2.close()
-        member, _ = watcher.wait_event("update", first["self"], timeout=GRACE + 3)
-        assert member == {"id": first["self"], "state": {"tab": 1}, "connections": 1}
-        tab1.close()
-        watcher.wait_event("leave", first["self"], timeout=GRACE + 3)
-        assert watcher.presence()[1]["members"] == []
+        yield servers
+
+
+def test_one_identity_on_two_processes_is_one_member_with_two_connections(auth_cluster, clients):
+    one, two = auth_cluster.urls
+    watcher = make(clients, one, auth={"token": token(sub="watcher")})
+    watcher.listen("team")
+    tab1 = make(clients, one, auth={"token": token(sub="alice")})
+    tab2 = make(clients, two, auth={"token": token(sub="alice")})
+    first = tab1.announce("team", {"tab": 1})["presence"]
+    second = tab2.announce("team", {"tab": 2})["presence"]
+    assert first["self"] == second["self"] == 'subject:"alice"'
+    assert second["members"] == [{"id": first["self"], "state": {"tab": 2}, "connections": 2}]
+    watcher.wait_event("join", first["self"])
+    member, _ = watcher.wait_event("update", first["self"])
+    assert member["connections"] == 2
+    assert watcher.presence()[1]["members"] == second["members"]
+    # The tab on the other process goes: one member, one connection, tab 1's state.
+    tab2.close()
+    member, _ = watcher.wait_event("update", first["self"], timeout=GRACE + 3)
+    assert member == {"id": first["self"], "state": {"tab": 1}, "connections": 1}
+    tab1.close()
+    watcher.wait_event("leave", first["self"], timeout=GRACE + 3)
+    assert watcher.presence()[1]["members"] == []
 
 
 def test_a_reconnect_to_another_process_within_the_grace_is_no_leave_and_no_join(
@@ -238,3 +244,65 @@ def test_presence_recovers_after_redis_restarts_without_its_data(redis_binary, c
             assert member["state"] == {"name": "bob", "back": True}
     finally:
         own.close()
+
+
+def test_every_socket_hears_the_changes_of_all_processes_in_one_order(auth_cluster, clients):
+    one, two = auth_cluster.urls
+    watchers = [
+        make(clients, url, auth={"token": token(sub=f"w{i}")}) for i, url in enumerate((one, two))
+    ]
+    for watcher in watchers:
+        watcher.listen("race")
+    tabs = [make(clients, url, auth={"token": token(sub="racer")}) for url in (one, two)]
+    me = tabs[0].announce("race", {"tab": 0, "n": 0})["presence"]["self"]
+    tabs[1].announce("race", {"tab": 1, "n": 0})
+
+    def say(tab: int) -> None:
+        for n in range(1, 16):
+            tabs[tab].presence({"state": {"tab": tab, "n": n}})
+
+    threads = [threading.Thread(target=say, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    tabs[0].presence({"state": None})
+    heard = [
+        [(kind, m["state"], m["connections"]) for kind, m, _ in w.quiet(1.0) if m["id"] == me]
+        for w in watchers
+    ]
+    assert heard[0] == heard[1]
+    assert heard[0][0] == ("join", {"tab": 0, "n": 0}, 1)
+    # Replayed, the events end where the members are.
+    assert heard[0][-1][0] == "update"
+    final = {"id": me, "state": heard[0][-1][1], "connections": heard[0][-1][2]}
+    assert final == {"id": me, "state": {"tab": 1, "n": 15}, "connections": 1}
+    assert watchers[0].presence()[1]["members"] == [final]
+
+
+def test_a_process_that_stops_hands_its_members_over_without_flicker(redis_server, clients):
+    grace = 3.0
+    text = SETTINGS.replace(f"PRESENCE_GRACE = {GRACE}", f"PRESENCE_GRACE = {grace}")
+    with ServerCluster(text, redis_url=redis_server.url, processes=3) as servers:
+        urls = servers.urls
+        watcher = make(clients, urls[0])
+        watcher.listen("rolling")
+        page = "page-rolling-0123"
+        moving = make(clients, urls[1])
+        me = moving.announce("rolling", {"name": "dana"}, presence_id=page)["presence"]["self"]
+        staying_away = make(clients, urls[1])
+        away = staying_away.announce("rolling", {"name": "erin"})["presence"]["self"]
+        watcher.wait_event("join", me)
+        watcher.wait_event("join", away)
+        servers.processes[1].proc.send_signal(signal.SIGTERM)  # a rolling restart
+        # dana's page reconnects to another process, as backbone.io.js would.
+        again = make(clients, urls[2])
+        answer = again.announce("rolling", {"name": "dana"}, presence_id=page)["presence"]
+        assert answer["self"] == me
+        # erin's does not: erin leaves once the grace period is over, dana never.
+        watcher.wait_event("leave", away, timeout=grace + TTL + 2)
+        assert [e for e in watcher.quiet(1.0) if e[1]["id"] == me] == []
+        assert watcher.presence()[1]["members"] == [
+            {"id": me, "state": {"name": "dana"}, "connections": 1}
+        ]
+        servers.processes[1].proc.wait(15)
