@@ -181,3 +181,11 @@ def test_one_moved_model_is_one_change() -> None:
     models = {i: {"id": i} for i in before}
     events = live.diff(before, after, models, models, lambda m: m)
     assert [(e.kind, e.model["id"], e.index) for e in events] == [("change", "w", 3)]
+
+
+def test_an_entry_with_an_odd_id_or_no_model_changes_no_window() -> None:
+    queries, window, sent = live_window({}, [{"id": 1}])
+    for odd in ({"id": [1]}, {"id": {"a": 1}}, {"text": "no id"}):
+        queries.deliver(entry("create", odd), everyone)
+    queries.deliver(Entry("todos", None, "e", next(SEQ), "create", "not a model"), everyone)
+    assert window.window() == [1] and sent.events == []

@@ -877,19 +877,25 @@ class Hub:
         state = self.served.get(entry.backend)
         if state is None:
             return
-        if previous is not None and (previous.epoch != entry.epoch or entry.seq > previous.seq + 1):
-            # Entries this process never got: live windows may be wrong.
-            log.warning(
-                "change log of %r skipped from %s:%d to %s:%d; reading live queries again",
-                entry.backend,
-                previous.epoch,
-                previous.seq,
-                entry.epoch,
-                entry.seq,
-            )
-            self.live.refresh(entry.backend, self._live_visible)
-        # Every write of the backend, on any channel, may move a window.
-        self.live.deliver(entry, self._live_visible)
+        try:
+            if previous is not None and (
+                previous.epoch != entry.epoch or entry.seq > previous.seq + 1
+            ):
+                # Entries this process never got: live windows may be wrong.
+                log.warning(
+                    "change log of %r skipped from %s:%d to %s:%d; reading live queries again",
+                    entry.backend,
+                    previous.epoch,
+                    previous.seq,
+                    entry.epoch,
+                    entry.seq,
+                )
+                self.live.refresh(entry.backend, self._live_visible)
+            # Every write of the backend, on any channel, may move a window.
+            self.live.deliver(entry, self._live_visible)
+        except Exception:
+            # Whatever a window makes of an odd entry, notifications still go out.
+            log.exception("live queries of %r could not take an entry", entry.backend)
         listeners = state.clients if entry.channel is None else state.channels.get(entry.channel)
         if not listeners:
             return

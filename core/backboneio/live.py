@@ -547,8 +547,8 @@ class LiveQueries:
         if not isinstance(model, Mapping):
             return
         model_id = model.get(shelf.id_attribute)
-        if model_id is None:
-            return
+        if model_id is None or not isinstance(model_id, (str, int, float)):
+            return  # no store makes such an id (stores.check_id); an emitter might
         position = entry.position.as_wire()
         for window in shelf.candidates(model, model_id):
             if window.loading is not None:
