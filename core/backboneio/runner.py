@@ -236,10 +236,16 @@ class _HeaderTimeout(Exception):
 
 
 class _Protocol(eventlet.wsgi.HttpProtocol):
-    """eventlet's HTTP protocol with TCP_NODELAY and a deadline for headers."""
+    """eventlet's HTTP protocol with TCP_NODELAY, a deadline for headers and small buffers."""
 
     header_timeout: float | None = None
     nodelay: bool = True
+    # The connection's HTTP read and write buffers (8 and 16 KiB by default)
+    # live as long as it does, though a WebSocket reads and writes the raw
+    # socket once upgraded: 1 KiB each saves about 8 KiB of RSS per idle
+    # connection (docs/benchmarks.md). Longer lines and bodies are read and
+    # written in several calls, not refused.
+    rbufsize = wbufsize = 1024
 
     def setup(self) -> None:
         if self.nodelay:
