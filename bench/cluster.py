@@ -207,14 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     node_modules()
     servers.raise_open_file_limit()
     names = args.variants.split(",") if args.variants else list(VARIANTS)
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    for round_ in range(args.rounds):
-        order = names[round_ % len(names) :] + names[: round_ % len(names)]
-        for name in order:
-            result = measure(name, args)
-            results[name].append(result)
-            shown = result.get("deliveriesPerSec", result.get("error", "?"))
-            print(f"round {round_ + 1} {name}: {shown}", flush=True)
+    results = servers.interleaved(
+        names, args.rounds, lambda name: measure(name, args), "deliveriesPerSec"
+    )
     text = table(results, args.rounds)
     print(text)
     if args.json:

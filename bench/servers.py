@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,22 @@ class RunningServer:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
         self._dir.cleanup()
+
+
+def interleaved(
+    names: list[str],
+    rounds: int,
+    measure: Callable[[str], dict[str, Any]],
+    headline: str,
+) -> dict[str, list[dict[str, Any]]]:
+    """``measure(name)`` for every name, ``rounds`` times, the order rotated each
+    round so no variant always runs first (or last, on a warmer machine)."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            result = measure(name)
+            results[name].append(result)
+            shown = result.get(headline, result.get("error", "?"))
+            print(f"round {round_ + 1} {name}: {shown}", flush=True)
+    return results

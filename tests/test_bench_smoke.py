@@ -69,29 +69,10 @@ def test_cluster_bench_tiny_run_delivers_to_listeners_on_every_process(tmp_path:
     binary("taskset", "apt-get install util-linux")
     binary("redis-server", "apt-get install redis-server")
     out = tmp_path / "cluster.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "cluster.py"),
-            "--rounds",
-            "1",
-            "--listeners",
-            "30",
-            "--warmup",
-            "0.3",
-            "--duration",
-            "0.7",
-            "--variants",
-            "1-memory,3-log",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    run_bench(
+        "cluster.py",
+        *("--listeners", "30", "--variants", "1-memory,3-log", "--json", str(out)),
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
     for name in ("1-memory", "3-log"):
         (run,) = results[name]
@@ -107,27 +88,7 @@ def test_live_bench_tiny_run_counts_the_events_each_write_causes(tmp_path: Path)
     binary("node", "apt-get install nodejs npm")
     binary("taskset", "apt-get install util-linux")
     out = tmp_path / "live.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "live.py"),
-            "--rounds",
-            "1",
-            "--warmup",
-            "0.5",
-            "--duration",
-            "1",
-            "--variants",
-            "notify-100,shared-100,distinct-100",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_bench("live.py", *("--variants", "notify-100,shared-100,distinct-100", "--json", str(out)))
     results = json.loads(out.read_text())
     runs = {name: results[name][0] for name in results}
     for run in runs.values():
@@ -139,3 +100,16 @@ def test_live_bench_tiny_run_counts_the_events_each_write_causes(tmp_path: Path)
     assert 250 <= runs["shared-100"]["eventsPerWrite"] <= 310
     assert 98 <= runs["distinct-100"]["eventsPerWrite"] <= 110
     assert runs["shared-100"]["subscriptions"] == runs["distinct-100"]["subscriptions"] == 100
+
+
+def run_bench(script: str, *args: str) -> None:
+    """One short round of a bench/ script; it must exit 0."""
+    short = ("--rounds", "1", "--warmup", "0.5", "--duration", "1")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *short, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

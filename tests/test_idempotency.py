@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -24,7 +23,12 @@ import pytest
 from backboneio.idempotency import IdempotencyKey, KeyTable, fingerprint, identity_scope
 
 from tests.support.client import BackendClient
-from tests.support.databases import postgres_url, redis_url  # noqa: F401  (fixtures)
+from tests.support.databases import (  # noqa: F401  (fixtures)
+    EVERY_STORE,
+    postgres_url,
+    redis_url,
+    store_entry,
+)
 from tests.support.server import ServerProcess
 
 SECRET = "idempotency-test-secret-" + "k" * 40
@@ -58,30 +62,12 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ],
-)
+@pytest.fixture(scope="module", params=EVERY_STORE)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    entry: dict[str, Any] = {"store": "memory"}
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("keys") / "app.sqlite3"
-        entry = {"store": "sqlalchemy", "url": f"sqlite:///{path}"}
-    elif request.param == "postgres":
-        entry = {"store": "sqlalchemy", "url": request.getfixturevalue("postgres_url")}
-    elif request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        entry = {"store": "redis", "url": url, "prefix": f"keys:{uuid.uuid4().hex}"}
     # Each backend's table (or key prefix) is its own.
-    backends = {"todos": entry, "notes": {**entry}, "flaky": {**entry}}
-    if request.param == "redis":
-        backends["notes"]["prefix"] = f"keys:{uuid.uuid4().hex}"
-        backends["flaky"]["prefix"] = f"keys:{uuid.uuid4().hex}"
+    backends = {
+        name: store_entry(request, tmp_path_factory, "keys") for name in ("todos", "notes", "flaky")
+    }
     marks = tmp_path_factory.mktemp("failed")
     settings = FLAKY.format(marks=str(marks)) + f"BACKENDS = {backends!r}\n"
     settings += "BACKENDS['flaky']['middleware'] = [__name__ + '.fail_first_attempt']\n"

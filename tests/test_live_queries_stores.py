@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,12 @@ import pytest
 
 from tests.browser.proxy import Relay
 from tests.support.client import BackendClient
-from tests.support.databases import postgres_url, redis_url  # noqa: F401  (fixtures)
+from tests.support.databases import (  # noqa: F401  (fixtures)
+    EVERY_STORE,
+    postgres_url,
+    redis_url,
+    store_entry,
+)
 from tests.support.live import Replay, expected_window, subscribe, until_equal
 from tests.support.server import ServerProcess
 
@@ -41,27 +45,11 @@ QUERIES: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ],
-)
+@pytest.fixture(scope="module", params=EVERY_STORE)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    entry: dict[str, Any] = {"store": "memory"}
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("live") / "app.sqlite3"
-        entry = {"store": "sqlalchemy", "url": f"sqlite:///{path}"}
-    elif request.param == "postgres":
-        entry = {"store": "sqlalchemy", "url": request.getfixturevalue("postgres_url")}
-    elif request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        entry = {"store": "redis", "url": url, "prefix": f"live:{uuid.uuid4().hex}"}
+    entry = store_entry(request, tmp_path_factory, "live")
     with ServerProcess(f"BACKENDS = {{'todos': {entry!r}}}\n") as srv:
         yield srv
 

@@ -8,16 +8,19 @@ refused, nothing refused is notified, and versions never go backwards.
 from __future__ import annotations
 
 import queue
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.client import BackendClient
-from tests.support.databases import postgres_url, redis_url  # noqa: F401  (fixtures)
+from tests.support.databases import (  # noqa: F401  (fixtures)
+    EVERY_STORE,
+    postgres_url,
+    redis_url,
+    store_entry,
+)
 from tests.support.server import ServerProcess
 
 # Until the redesigned request path lands (its acks and synced events are
@@ -26,30 +29,9 @@ from tests.support.server import ServerProcess
 WRITERS = 4
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ],
-)
+@pytest.fixture(scope="module", params=EVERY_STORE)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    entry: dict[str, Any] = {"versioned": True}
-    if request.param == "memory":
-        entry["store"] = "memory"
-    elif request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("versions") / "todos.sqlite3"
-        entry.update(store="sqlalchemy", url=f"sqlite:///{path}")
-    elif request.param == "postgres":
-        entry.update(store="sqlalchemy", url=request.getfixturevalue("postgres_url"))
-    else:
-        entry.update(
-            store="redis",
-            url=request.getfixturevalue("redis_url"),
-            prefix=f"versions:{uuid.uuid4().hex}",
-        )
+    entry = {**store_entry(request, tmp_path_factory, "versions"), "versioned": True}
     with ServerProcess(f"BACKENDS = {{'todos': {entry!r}}}\n") as srv:
         yield srv
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -46,3 +48,28 @@ def redis_url() -> Iterator[str]:
         yield server.start().url
     finally:
         server.close()
+
+
+#: The parameters of a module-scoped ``server`` fixture that runs on every store.
+EVERY_STORE = [
+    "memory",
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=pytest.mark.redis),
+]
+
+
+def store_entry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> dict[str, Any]:
+    """A BACKENDS entry for the store ``request.param`` names, a fresh one each call
+    (its own SQLite file, its own Redis key prefix; PostgreSQL: a table per backend)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp(name) / f"{name}.sqlite3"
+        return {"store": "sqlalchemy", "url": f"sqlite:///{path}"}
+    if request.param == "postgres":
+        return {"store": "sqlalchemy", "url": request.getfixturevalue("postgres_url")}
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        return {"store": "redis", "url": url, "prefix": f"{name}:{uuid.uuid4().hex}"}
+    return {"store": "memory"}
