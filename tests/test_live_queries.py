@@ -308,3 +308,15 @@ def test_a_model_a_client_may_not_see_never_enters_its_window() -> None:
             alice.ok("patch", {"id": "diary", "private": True})  # private again: it leaves
             _, kind, model, _ = bob.queries.get(timeout=5)
             assert (kind, model["id"]) == ("leave", "diary")
+
+
+def test_a_subscription_is_authorized_as_a_read() -> None:
+    settings = "BACKENDS = {'todos': {'store': 'memory', 'login_required': ['read']}}\n"
+    with ServerProcess(settings) as srv, BackendClient(srv.url, "todos") as anonymous:
+        error, answer = anonymous.subscribe("q", {})
+        assert answer is None
+        assert error["error"]["name"] == "Unauthorized"
+        assert "read" in error["error"]["message"]
+        # Refused before anything was held: the same id is free for a later try.
+        error, _ = anonymous.subscribe("q", {})
+        assert "already has" not in error["error"]["message"]
