@@ -84,6 +84,14 @@ export interface RetryInfo {
   reason: BackboneIOError;
 }
 
+/** Options of `collection.subscribe()`. */
+export interface SubscribeOptions<C = unknown> {
+  /** Milliseconds to wait for the window (default: the connection's `syncTimeout`). */
+  timeout?: number;
+  success?: (collection: C, models: ServerModel[], options: object) => void;
+  error?: (collection: C, error: BackboneIOError, options: object) => void;
+}
+
 /** Options of `bindBackend()`. */
 export interface BindOptions {
   /** false: do not fetch again on `<event>:resync` (handle the event yourself). */
@@ -169,6 +177,8 @@ export interface ResyncInfo extends LinkRef {
 /** One entry of `Backbone.io.links()`. */
 export interface LinkInfo extends LinkRef {
   subscribers: number;
+  /** Live collections on this link (`collection.subscribe()`). */
+  live: number;
   pending: number;
   ready: boolean;
   positions: Position[];
@@ -214,7 +224,8 @@ export type ResyncHandler<O = Backbone.Model | Backbone.Collection> = (object: O
 export interface BackboneIOEvents {
   listen: (backend: string, channel: string | null, answer: ListenAnswer, info: ListenInfo) => void;
   disconnect: (backend: string, channel: string | null, reason: Socket.DisconnectReason) => void;
-  error: (error: BackboneIOError, where: LinkRef) => void;
+  /** `where.subscription`: the id of the live query the error ended, if it was one. */
+  error: (error: BackboneIOError, where: LinkRef & { subscription?: string }) => void;
   resync: (backend: string, channel: string | null, info: ResyncInfo) => void;
   refresh: (info: RefreshInfo) => void;
   retry: (where: LinkRef, info: RetryInfo) => void;
@@ -293,6 +304,14 @@ declare module 'backbone' {
     once(eventMap: Backbone.EventMap, context?: any): this;
   }
   interface Collection<TModel extends Model = Model> extends Backed {
+    /**
+     * Make this collection the live window of `query` (docs/live-queries.md):
+     * models enter, change and leave it as anyone writes. Resolves once the
+     * window is in the collection; rejects with the server's refusal.
+     */
+    subscribe(query?: object, options?: SubscribeOptions<this>): PromiseLike<this>;
+    /** End the live query; resolves once the server has been told. */
+    unsubscribe(): PromiseLike<this>;
     // The default event prefix, `backend`, typed; other prefixes take the
     // string signatures (see NotificationHandler and friends).
     on(eventName: 'backend', callback: NotificationHandler, context?: any): this;
@@ -305,6 +324,10 @@ declare module 'backbone' {
     once(eventName: 'backend:resync', callback: ResyncHandler<this>, context?: any): this;
     once(events: string, callback: Backbone.EventHandler, context?: any): this;
     once(eventMap: Backbone.EventMap, context?: any): this;
+  }
+  interface CollectionFetchOptions {
+    /** With `data`: `subscribe(data)` instead of one read (a live query). */
+    live?: boolean;
   }
   interface ModelSaveOptions extends WriteOptions {}
   interface ModelDestroyOptions extends WriteOptions {}

@@ -97,3 +97,15 @@ console.log(links.map((link) => [link.backend, link.pending, link.positions[0]?.
 console.log(backboneIO.socketOf(todos)?.id, backboneIO.originalSync === Backbone.sync);
 backboneIO.unsubscribe(profile);
 backboneIO.disconnect();
+
+// Live queries: the collection is the query's window, kept by the server.
+const active = new Todos();
+active.subscribe({done: false, $sort: {createdAt: 1}}, {timeout: 5000}).then((same) => {
+  const kept: Todos = same;
+  console.log(kept.length);
+  return kept.unsubscribe();
+});
+active.fetch({data: {done: false}, live: true});
+backboneIO.on('error', (err, where) => console.log(err.name, where.subscription));
+const liveCount: number = backboneIO.links()[0].live;
+console.log(liveCount);
