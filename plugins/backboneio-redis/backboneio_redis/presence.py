@@ -178,7 +178,8 @@ return out
 )
 
 # ARGV: prefix, process, dead after (ms), maxlen, a new epoch, age of this
-# beat (ms: 0, or the TTL when closing, so the survivors' grace starts now).
+# beat (ms: 0, or the TTL when closing, so the survivors' grace starts now),
+# '1' to remove the connections of dead processes (not yet after an outage).
 # Answers {epoch, '1' if this process was known, scope, kind, member, state,
 # connections, ...} for the connections of dead processes it removed.
 _BEAT = (
@@ -195,7 +196,11 @@ local known = redis.call('ZSCORE', P .. ':procs', me)
 redis.call('ZADD', P .. ':procs', now - tonumber(ARGV[6]), me)
 local out = {epoch, known and '1' or '0'}
 local limit = now - tonumber(ARGV[3])
-for _, pid in ipairs(redis.call('ZRANGEBYSCORE', P .. ':procs', '-inf', '(' .. limit)) do
+local dead = {}
+if ARGV[7] == '1' then
+  dead = redis.call('ZRANGEBYSCORE', P .. ':procs', '-inf', '(' .. limit)
+end
+for _, pid in ipairs(dead) do
   if pid ~= me then
     for _, entry in ipairs(redis.call('SMEMBERS', P .. ':p:' .. pid)) do
       local s, m, conn = string.match(entry, '^([^\\t]*)\\t([^\\t]*)\\t(.*)$')
@@ -316,6 +321,7 @@ class RedisPresence:
         self._synced = False
         self._next_beat = 0.0
         self._down_since: float | None = None
+        self._reap_from = 0.0
 
     def __repr__(self) -> str:
         return f"<RedisPresence {redacted(self.url)} prefix={self.prefix!r}>"
@@ -437,6 +443,7 @@ class RedisPresence:
             self.backlog,
             uuid.uuid4().hex[:12],
             int(age * 1000),
+            "1" if time.monotonic() >= self._reap_from else "0",
         ]
         found = cast(list[Any], self._beat(args=args, client=self._reader))
         epoch, known = found[0], found[1] == "1"
@@ -484,6 +491,11 @@ class RedisPresence:
             # Changes made before this process started are in members().
             newest = cast(list[Any], self._reader.xrevrange(f"{self.prefix}:ev", "+", "-", count=1))
             self._last_id = newest[0][0] if newest else "0-0"
+        if self._down_since is not None:
+            # The others lost Redis too, and their last beats are as old as
+            # the outage: give them a TTL and a grace to beat again before
+            # taking them for dead.
+            self._reap_from = time.monotonic() + self.ttl + self.grace
         self._heartbeat()
         if self._down_since is not None:
             log.warning(

@@ -12,10 +12,12 @@ import queue
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from backboneio_redis import RedisPresence
 from backboneio_redis.testing import RedisServer, ServerCluster
 
 from tests.browser.proxy import Relay
@@ -330,3 +332,109 @@ def test_a_process_that_stops_hands_its_members_over_without_flicker(redis_serve
             {"id": me, "state": {"name": "dana"}, "connections": 1}
         ]
         servers.processes[1].proc.wait(15)
+
+
+def test_a_redis_outage_longer_than_ttl_and_grace_with_persistence_is_no_leave(
+    redis_binary, clients
+):
+    # Redis keeps its data (AOF): after it, each process finds itself known,
+    # and none takes the others for dead although their last beats are older
+    # than TTL + grace; the only thing heard is the update made meanwhile.
+    own = RedisServer(redis_binary, persistent=True).start()
+    try:
+        with ServerCluster(SETTINGS, redis_url=own.url, processes=2) as servers:
+            one, two = servers.urls
+            watcher = make(clients, two)
+            watcher.listen("aof")
+            alice = make(clients, one)
+            a_id = alice.announce("aof", {"name": "alice"})["presence"]["self"]
+            bob = make(clients, two)
+            b_id = bob.announce("aof", {"name": "bob"})["presence"]["self"]
+            heard_until(watcher, lambda h: {m["id"] for _, m, _ in h} >= {a_id, b_id}, 5)
+
+            own.stop()
+            error, _ = alice.presence({"state": {"name": "alice", "away": True}})
+            assert error is None
+            time.sleep(TTL + GRACE + 1)  # the outage outlasts a dead process's bound
+            own.start()
+            heard = heard_until(watcher, lambda h: len(h) >= 1, 10)
+            heard += watcher.quiet(TTL + GRACE + 1.5)
+            assert [(kind, m["id"], m["state"]) for kind, m, _ in heard] == [
+                ("update", a_id, {"name": "alice", "away": True})
+            ]
+            assert by_id(watcher.presence()[1]["members"]) == {
+                a_id: {"id": a_id, "state": {"name": "alice", "away": True}, "connections": 1},
+                b_id: {"id": b_id, "state": {"name": "bob"}, "connections": 1},
+            }
+    finally:
+        own.close()
+
+
+# -- the store itself, two "processes" in this one -------------------------------
+
+
+@pytest.fixture
+def stores(redis_server: RedisServer) -> Iterator[list[tuple[RedisPresence, list[Any]]]]:
+    prefix = f"test:{uuid.uuid4().hex}:presence"
+    made = []
+    for _ in range(2):
+        store = RedisPresence(redis_server.url, prefix=prefix, ttl=TTL, grace=GRACE)
+        told: list[Any] = []
+        store.start(lambda scope, change, told=told: told.append((scope, change)))
+        made.append((store, told))
+    yield made
+    for store, _ in made:
+        store.close()
+
+
+def settled(told: list[Any], count: int, timeout: float = 5.0) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while len(told) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # anything more would arrive now
+    return list(told)
+
+
+def test_concurrent_puts_and_removes_on_two_processes_make_one_join_and_one_leave(stores):
+    (a, told_a), (b, told_b) = stores
+    scope = ("messages", "race")
+    conns = [f"id:conn-{i:04d}" for i in range(32)]
+    go = threading.Barrier(len(conns))
+
+    def put(i: int) -> None:
+        go.wait()
+        (a if i % 2 else b).put(scope, "subject:race", conns[i], {"i": i})
+
+    def remove(i: int) -> None:
+        go.wait()
+        (a if i % 2 else b).remove(scope, "subject:race", conns[i])
+
+    for work in (put, remove):
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(conns))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        if work is put:
+            assert a.members(scope) == b.members(scope)
+            assert [m["connections"] for m in a.members(scope)] == [len(conns)]
+    for told in (told_a, told_b):
+        kinds = [change.kind for _, change in settled(told, 2 * len(conns))]
+        assert len(kinds) == 2 * len(conns)
+        assert kinds[0] == "join" and kinds[-1] == "leave"
+        assert kinds.count("join") == 1 and kinds.count("leave") == 1
+        counts = [change.member["connections"] for _, change in told]
+        assert counts == [*range(1, len(conns) + 1), *range(len(conns) - 1, -1, -1)]
+    assert a.members(scope) == b.members(scope) == []
+
+
+def test_a_remove_by_a_process_that_no_longer_holds_the_connection_changes_nothing(stores):
+    (a, told_a), (b, _) = stores
+    scope = ("messages", None)
+    a.put(scope, "anonymous:x", "id:page-1", {"name": "x"})
+    b.put(scope, "anonymous:x", "id:page-1", {"name": "x"})  # reconnected to b: taken over
+    a.remove(scope, "anonymous:x", "id:page-1")  # a's grace timer ends
+    assert b.members(scope) == [{"id": "anonymous:x", "state": {"name": "x"}, "connections": 1}]
+    b.remove(scope, "anonymous:x", "id:page-1")
+    assert [change.kind for _, change in settled(told_a, 2)] == ["join", "leave"]
+    assert a.members(scope) == []
