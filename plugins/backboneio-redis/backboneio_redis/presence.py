@@ -283,7 +283,8 @@ class RedisPresence:
         options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogatepass"}
         try:
             # Calls made for a socket give up soon: the registry goes on, and
-            # what failed is put right when Redis is back (see _recover).
+            # what failed is made again when Redis is back (see _redo): put and
+            # remove may be repeated, so an answer lost on the way is harmless.
             self.client = redis.Redis.from_url(
                 url,
                 socket_timeout=timeout,
