@@ -55,6 +55,34 @@ def _stdlib_configure(level="INFO", fmt="text", stream=None):
 _requestlog.configure = _stdlib_configure
 """
 
+# --in-situ: the time spent logging, measured inside the server (perf_counter;
+# no green thread switch happens inside these calls), printed at exit.
+IN_SITU = """
+import atexit, sys, time
+import backboneio.hub as _hub, backboneio.requestlog as _rl
+_spent = {"synced": [0.0, 0], "batches": [0.0, 0]}
+def _timed(key, fn, count=lambda *a: 1):
+    def timed(*args):
+        n = count(*args)
+        began = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            _spent[key][0] += time.perf_counter() - began
+            _spent[key][1] += n
+    return timed
+_hub.log_sync = _timed("synced", _hub.log_sync)
+_rl.Writer._write_queued = _timed("batches", _rl.Writer._write_queued, lambda w: len(w.queue))
+def _report():
+    calls, lines = _spent["synced"][1], _spent["batches"][1]
+    sys.stdout.write(
+        f"IN-SITU synced_us={_spent['synced'][0] / max(calls, 1) * 1e6:.2f} calls={calls} "
+        f"batch_us_per_line={_spent['batches'][0] / max(lines, 1) * 1e6:.2f} lines={lines}\\n"
+    )
+    sys.stdout.flush()
+atexit.register(_report)
+"""
+
 # name -> the settings' extra lines
 VARIANTS: dict[str, str] = {
     "warning": 'LOG_LEVEL = "WARNING"\n',
@@ -112,9 +140,18 @@ class PipedServer(RunningServer):
 
 def measure(spec: ServerSpec, sink: str, clients: int, timing: dict[str, float]) -> dict[str, Any]:
     server_class = PipedServer if sink == "pipe" else RunningServer
-    with server_class(spec) as server:
+    server = server_class(spec)
+    with server:
         time.sleep(0.3)
-        return run_load(server, "roundtrip", {"clients": clients}, timing=timing)
+        result = run_load(server, "roundtrip", {"clients": clients}, timing=timing)
+        server.stop()  # its exit prints the in-situ figures, if asked for
+        if sink == "file":
+            for line in server.log.splitlines():
+                if line.startswith("IN-SITU "):
+                    result["inSitu"] = dict(
+                        (k, float(v)) for k, v in (f.split("=") for f in line.split()[1:])
+                    )
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="warning,info,info-stdlib", help=", ".join(VARIANTS))
     parser.add_argument("--sink", choices=("file", "pipe"), default="file")
     parser.add_argument("--settings", default="", help="extra settings lines for every variant")
+    parser.add_argument(
+        "--in-situ",
+        action="store_true",
+        help="also time the logging inside the server (file sink only; adds its own overhead)",
+    )
     parser.add_argument("--markdown", help="also write the table to FILE")
     args = parser.parse_args(argv)
     node_modules()
@@ -136,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             name,
             "backbone",
             "backboneio",
-            settings=BACKBONEIO_SETTINGS + args.settings.replace("\\n", "\n") + VARIANTS[name],
+            settings=BACKBONEIO_SETTINGS
+            + args.settings.replace("\\n", "\n")
+            + VARIANTS[name]
+            + (IN_SITU if args.in_situ else ""),
         )
         for name in names
     ]
@@ -153,7 +198,13 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"round {r + 1} {spec.name:12} {result['serverCpuUsPerOp']:7.1f} µs/create "
                 f"{result['opsPerSec']:8.0f} ops/s  other {result['cpu']['otherPct']:.0f}%  "
-                f"load {result['cpu']['loadPct']:.0f}%",
+                f"load {result['cpu']['loadPct']:.0f}%"
+                + (
+                    f"  in situ: synced {result['inSitu']['synced_us']:.1f} µs, "
+                    f"batch {result['inSitu']['batch_us_per_line']:.1f} µs per line"
+                    if "inSitu" in result
+                    else ""
+                ),
                 flush=True,
             )
     table = report(rows, args)
@@ -207,7 +258,15 @@ def report(rows: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> s
                 for r in rounds
             )
         )
+        situ = [r[i]["inSitu"] for r in rounds if "inSitu" in r[i]]
+        if situ:
+            per_sync = statistics.median(x["synced_us"] for x in situ)
+            per_line = statistics.median(x["batch_us_per_line"] for x in situ)
+            cells.append(f"{per_sync:.1f} + {per_line:.1f}")
         out.append("| " + " | ".join(cells) + " |")
+    if any("inSitu" in r for results in rows.values() for r in results):
+        out[2] += " in situ µs per sync: synced() + batch writing |"
+        out[3] += "---|"
     return "\n".join(out) + "\n"
 
 
