@@ -168,7 +168,8 @@ def configured() -> Iterator[io.StringIO]:
     try:
         yield stream
     finally:
-        requestlog.flush()
+        if requestlog._writer is not None:
+            requestlog._writer.close()  # written out, its flusher ended
         requestlog.log.handlers.clear()
         root.handlers[:], level, logging._srcfile, logging.logThreads = saved
         root.setLevel(level)
@@ -232,3 +233,21 @@ def test_a_handler_of_your_own_gets_the_records_with_their_fields(
     assert {r.levelname for r in seen} == {"INFO"}
     assert all(r.backend == "notes" and r.sid == "SID" for r in seen)
     assert len(configured.getvalue().splitlines()) == len(ODD_IDS) + 1  # and still written
+
+
+def test_a_patched_logging_module_gets_the_records(
+    configured: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An integration that wraps Logger.callHandlers (as Sentry's does) sees every line."""
+    seen: list[logging.LogRecord] = []
+    call_handlers = logging.Logger.callHandlers
+
+    def wrapped(self: logging.Logger, record: logging.LogRecord) -> None:
+        seen.append(record)
+        call_handlers(self, record)
+
+    monkeypatch.setattr(logging.Logger, "callHandlers", wrapped)
+    log_syncs()
+    requestlog.flush()
+    assert [r.status for r in seen] == [200] * len(ODD_IDS) + [404]
+    assert len(configured.getvalue().splitlines()) == len(ODD_IDS) + 1

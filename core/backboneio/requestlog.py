@@ -335,7 +335,10 @@ class Writer(logging.StreamHandler):  # type: ignore[type-arg]
         formatted by its own formatter."""
         root = logging.root
         return (
-            self.formatter is self.own_formatter
+            # An integration that patches `logging` (Sentry's does) sees every record.
+            logging.Logger.callHandlers is _CALL_HANDLERS
+            and logging.Logger.handle is _HANDLE
+            and self.formatter is self.own_formatter
             and not self.filters
             and not log.handlers
             and not log.filters
@@ -347,6 +350,8 @@ class Writer(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 _writer: Writer | None = None
+_CALL_HANDLERS = logging.Logger.callHandlers
+_HANDLE = logging.Logger.handle
 
 
 def configure(level: str = "INFO", fmt: str = "text", stream: IO[str] | None = None) -> None:
