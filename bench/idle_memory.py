@@ -57,15 +57,39 @@ def buffers(read: int, write: int, name: str) -> ServerSpec:
     return ServerSpec(**{**base.__dict__, "name": name, "settings": base.settings + patch})
 
 
+# An experiment, not a proposal for backboneio's code: engine.io's ping cycle
+# as a hub timer (eventlet.spawn_after: no green thread runs until it fires)
+# instead of a green thread sleeping ping_interval, to measure what a change
+# to python-engineio would save per idle connection.
+PING_TIMER = """
+import time as _time
+import eventlet as _eventlet
+import engineio.socket as _eio_socket
+from engineio import packet as _packet
+def _schedule_ping(self):
+    if self.last_ping:
+        self.last_ping = None
+        def ping():
+            if not self.closing and not self.closed:
+                self.last_ping = _time.time()
+                self.send(_packet.Packet(_packet.PING))
+        _eventlet.spawn_after(self.server.ping_interval, ping)
+_eio_socket.Socket.schedule_ping = _schedule_ping
+"""
+
+
 def spec(name: str) -> ServerSpec:
     """A server of bench/servers.py; ``backboneio-buffers-<bytes>`` (both buffers at that
     size); ``backboneio-eventlet-buffers`` (eventlet's: 8 KiB read, 16 KiB write, as
-    backboneio had before 2026-12-04)."""
+    backboneio had before 2026-12-04); ``backboneio-ping-timer`` (see PING_TIMER)."""
     if name.startswith("backboneio-buffers-"):
         size = int(name.rsplit("-", 1)[1])
         return buffers(size, size, name)
     if name == "backboneio-eventlet-buffers":
         return buffers(-1, 16 << 10, name)
+    if name == "backboneio-ping-timer":
+        base = SERVERS["backboneio"]
+        return ServerSpec(**{**base.__dict__, "name": name, "settings": base.settings + PING_TIMER})
     return SERVERS[name]
 
 
