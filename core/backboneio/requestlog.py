@@ -14,19 +14,21 @@ with any library.
 
 Why a writer of our own: inside a busy server a line through the standard
 logging machinery (a ``LogRecord`` of some 25 attributes, the handler's lock,
-``time.strftime``, %-formatting, a ``write`` and a ``flush``) cost 35-60 µs of
-CPU, three to four times what the same call costs in a tight loop, since
-between two syncs the rest of the server has pushed that code and data out of
-the caches: about +20 % CPU per create. So while the logging setup is still
+``time.strftime``, %-formatting, a ``write`` and a ``flush``) cost 34 µs of
+CPU (11 % of a create), three times what the same call costs in a tight loop,
+since between two syncs the rest of the server has pushed that code and data
+out of the caches (docs/benchmarks.md). So while the logging setup is still
 the one :func:`configure` made, a successful or refused sync (INFO) only
-appends a tuple to the writer's queue; the writer formats the queued lines in
-a batch, with the time's text cached per second, and writes them with one
-``write`` at most every :attr:`Writer.interval` seconds. Any other record (a
+appends a tuple to the writer's queue; the writer formats the queued lines
+in a batch, with the time's text cached per second, and writes them with one
+``write`` at most every :attr:`Writer.interval` seconds (about 5 µs a line
+in all). Any other record (a
 warning, a traceback, a request line at WARNING or ERROR) first writes out
 what is queued, then itself, so lines stay in order; ``logging.shutdown``
 (at exit) and :meth:`Writer.flush` write out the rest. Once anyone changes
-the setup (a handler or filter on these loggers, another formatter), queued
-lines become ordinary records handled by ``logging`` as usual.
+the setup (a handler or filter on these loggers, another formatter, a wrapped
+``Logger.callHandlers``), queued lines become ordinary records handled by
+``logging`` as usual.
 """
 
 from __future__ import annotations
@@ -288,7 +290,11 @@ class Writer(logging.StreamHandler):  # type: ignore[type-arg]
             self._wakeup.wait()
             self._wakeup.clear()
             time.sleep(self.interval)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a handler of someone else's failed; the next batch still goes
+                if logging.raiseExceptions:
+                    sys.excepthook(*sys.exc_info())
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.queue:
