@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -45,7 +46,9 @@ AREAS: list[tuple[str, Callable[[str, str], bool]]] = [
 
 
 def _pyspy() -> str:
-    found = shutil.which("py-spy")
+    # Beside this interpreter first: a virtual environment not on PATH has it there.
+    beside = Path(sys.executable).with_name("py-spy")
+    found = str(beside) if beside.exists() else shutil.which("py-spy")
     if found is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     return found

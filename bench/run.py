@@ -632,6 +632,10 @@ def main(argv: list[str] | None = None) -> int:
         "--stores", action="store_true", help="also run the store benchmark (bench/stores.py)"
     )
     args = parser.parse_args(argv)
+    if args.profile:
+        import profile_servers
+
+        profile_servers._pyspy()  # before the rounds, not after ten minutes of them
 
     node_modules()
     nofile = servers.raise_open_file_limit()
