@@ -55,7 +55,7 @@ TINY: dict[str, tuple[str, dict[str, Any]]] = {
     "C100": ("idle", {"connections": 100, "hold": 0.5}),
     "R50": ("resume", {"missed": 50}),
 }
-DEFAULT_SERVERS = ["backboneio", "bare", "feathers"]
+DEFAULT_SERVERS = ["backboneio", "bare", "feathers", "socketio-node"]
 
 
 # ---------------------------------------------------------------- npm

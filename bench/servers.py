@@ -88,6 +88,14 @@ SERVERS: dict[str, ServerSpec] = {
             description="Feathers 5 with @feathersjs/socketio and a memory service; creates "
             "published to every other connection (bench/js/feathers_server.js)",
         ),
+        ServerSpec(
+            "socketio-node",
+            "backbone",
+            "node",
+            script="socketio_server.js",
+            description="Node socket.io 4 speaking Backbone.IO's wire with the bare server's "
+            "least work (bench/js/socketio_server.js)",
+        ),
     )
 }
 
