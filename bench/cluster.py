@@ -38,8 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import servers
-from run import node_modules
-from servers import JS, LOAD_CORE, SERVER_CORE, RunningServer, ServerSpec
+from run import node_modules, run_load
+from servers import SERVER_CORE, RunningServer, ServerSpec
 
 VARIANTS: dict[str, tuple[int, str, str]] = {
     # name -> (processes, what they share, description)
@@ -108,29 +108,13 @@ def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(processes):
             started.append(RunningServer(spec).start())
         time.sleep(0.5)
-        job = {
-            "scenario": "fanout",
-            "url": started[0].url,
+        params = {
             "urls": [s.url for s in started],
-            "protocol": "backbone",
-            "serverPid": started[0].pid,
             "serverPids": [s.pid for s in started],
-            "clkTck": os.sysconf("SC_CLK_TCK"),
             "listeners": args.listeners,
-            "warmup": args.warmup,
-            "duration": args.duration,
-            "timeout": 120,
         }
-        command = servers.pinned(
-            LOAD_CORE, [servers.node_binary(), str(JS / "load.js"), json.dumps(job)]
-        )
-        done = subprocess.run(
-            command, cwd=JS, capture_output=True, text=True, timeout=180, check=False
-        )
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if not lines:
-            return {"error": (done.stderr or done.stdout)[-2000:]}
-        result: dict[str, Any] = json.loads(lines[-1])
+        timing = {"warmup": args.warmup, "duration": args.duration}
+        result = run_load(started[0], "fanout", params, timing=timing)
         if redis is not None:
             result["redisCpuSeconds"] = _cpu_seconds(redis.proc.pid)
         return result

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,8 +35,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import servers
-from run import node_modules
-from servers import JS, LOAD_CORE, RunningServer, ServerSpec
+from run import node_modules, run_load
+from servers import RunningServer, ServerSpec
 
 VARIANTS: dict[str, tuple[str, int, int, str]] = {
     # name -> (mode, sockets, subscriptions, description)
@@ -60,30 +58,9 @@ def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     server = RunningServer(ServerSpec(variant, "backbone", "backboneio", settings=SETTINGS))
     server.start()
     try:
-        job = {
-            "scenario": "live",
-            "url": server.url,
-            "protocol": "backbone",
-            "serverPid": server.pid,
-            "clkTck": os.sysconf("SC_CLK_TCK"),
-            "mode": mode,
-            "sockets": sockets,
-            "subscriptions": subscriptions,
-            "warmup": args.warmup,
-            "duration": args.duration,
-            "timeout": 120,
-        }
-        command = servers.pinned(
-            LOAD_CORE, [servers.node_binary(), str(JS / "load.js"), json.dumps(job)]
-        )
-        done = subprocess.run(
-            command, cwd=JS, capture_output=True, text=True, timeout=180, check=False
-        )
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if not lines:
-            return {"error": (done.stderr or done.stdout)[-2000:]}
-        result: dict[str, Any] = json.loads(lines[-1])
-        return result
+        params = {"mode": mode, "sockets": sockets, "subscriptions": subscriptions}
+        timing = {"warmup": args.warmup, "duration": args.duration}
+        return run_load(server, "live", params, timing=timing)
     finally:
         server.stop()
 
